@@ -1,0 +1,420 @@
+//! [`KvRowStore`]: the table-kind semantics, written once over [`KvEngine`].
+//!
+//! - One keyspace per table (`t<uid>`), keys as [`crate::keys`] lays them out.
+//! - The store keeps the latest version of each row; an UPDATE writes a new version with a
+//!   new `_seq`, a DELETE of a USER or SHARED row writes a version with the delete flag
+//!   (soft delete) and a STREAM delete removes the key.
+//! - STREAM rows are keyed by `_seq`, so expiry is a range: reads start at the TTL floor,
+//!   inserts trim each user's partition to `MAX_ROWS` in the same atomic batch.
+//! - Writers of one table are serialised by a per-table lock, so the primary-key check and
+//!   the write it guards are one step.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use crate::codec::{RowCodec, RowVersion};
+use crate::error::{DomainError, DomainResult};
+use crate::ids::{now_millis, snowflake_floor_for_millis, SnowflakeGenerator};
+use crate::keys::{encode_internal_row_id, encode_key_value, row_id_of, split_user_key, Partition};
+use crate::kv::{prefix_successor, KeyRange, KvEngine, WriteBatch};
+use crate::model::{TableDefinition, TableKind};
+use crate::row_store::{RowChange, RowIter, RowStore, ScanRequest, StoredRow};
+use crate::types::Value;
+
+/// Rows fetched from the engine per step of a scan.
+const SCAN_CHUNK: usize = 1024;
+
+/// The row store over a key-value engine.
+pub struct KvRowStore {
+    kv: Arc<dyn KvEngine>,
+    seq: Arc<SnowflakeGenerator>,
+    table_locks: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for KvRowStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvRowStore").finish_non_exhaustive()
+    }
+}
+
+impl KvRowStore {
+    /// A row store writing to `kv`, with `_seq` values from `seq`.
+    pub fn new(kv: Arc<dyn KvEngine>, seq: Arc<SnowflakeGenerator>) -> Self {
+        Self { kv, seq, table_locks: Mutex::new(HashMap::new()) }
+    }
+
+    fn lock_for(&self, table: &TableDefinition) -> Arc<Mutex<()>> {
+        Arc::clone(self.table_locks.lock().entry(table.uid).or_default())
+    }
+
+    fn check_partition(table: &TableDefinition, partition: &Partition) -> DomainResult<()> {
+        match (table.kind.is_per_user(), partition) {
+            (true, Partition::User(_)) | (false, Partition::Shared) => Ok(()),
+            _ => Err(DomainError::InvalidDefinition(format!(
+                "table '{}' is a {} table: wrong partition kind",
+                table.id, table.kind
+            ))),
+        }
+    }
+
+    /// The smallest stream key still inside the TTL, for a partition.
+    fn stream_floor(table: &TableDefinition) -> Option<[u8; 8]> {
+        let ttl = table.options.ttl_seconds?;
+        let floor_ms = now_millis().saturating_sub(ttl.saturating_mul(1000));
+        Some(encode_internal_row_id(snowflake_floor_for_millis(floor_ms) as u64))
+    }
+
+    fn check_not_null(table: &TableDefinition, values: &[Value]) -> DomainResult<()> {
+        let schema = table.schema();
+        if values.len() != schema.columns.len() {
+            return Err(DomainError::InvalidValue(format!(
+                "a row for table '{}' has {} values, the table has {} columns",
+                table.id,
+                values.len(),
+                schema.columns.len()
+            )));
+        }
+        for (column, value) in schema.columns.iter().zip(values) {
+            if value.is_null() && (!column.nullable || schema.primary_key == Some(column.id)) {
+                return Err(DomainError::Constraint(format!(
+                    "column '{}' of table '{}' cannot be NULL",
+                    column.name, table.id
+                )));
+            }
+            if !value.fits(&column.data_type) {
+                return Err(DomainError::InvalidValue(format!(
+                    "value {value} does not fit column '{}' of type {}",
+                    column.name, column.data_type
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn primary_key_value<'v>(table: &TableDefinition, values: &'v [Value]) -> Option<&'v Value> {
+        table.schema().primary_key_position().map(|i| &values[i])
+    }
+
+    /// Whether the live row at `key` exists (not soft-deleted).
+    fn is_live(&self, keyspace: &str, key: &[u8]) -> DomainResult<bool> {
+        match self.kv.get(keyspace, key)? {
+            Some(bytes) => Ok(!RowCodec::decode_header(&bytes)?.1),
+            None => Ok(false),
+        }
+    }
+
+    /// Primary-key values of live STREAM rows of a partition (streams are keyed by `_seq`).
+    fn live_stream_keys(&self, table: &TableDefinition, partition: &Partition) -> DomainResult<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+        let pk = table.schema().primary_key_position();
+        let mut out = Vec::new();
+        for row in self.scan(table, partition, ScanRequest::all())? {
+            let row = row?;
+            let pk_bytes = pk.map(|i| encode_key_value(&row.version.values[i])).transpose()?;
+            out.push((partition.row_key(&row.row_id), pk_bytes));
+        }
+        Ok(out)
+    }
+
+    fn duplicate(table: &TableDefinition, value: &Value) -> DomainError {
+        DomainError::DuplicateKey { table: table.id.to_string(), key: value.to_string() }
+    }
+
+    fn insert_stream(&self, table: &TableDefinition, partition: &Partition, rows: Vec<Vec<Value>>) -> DomainResult<Vec<StoredRow>> {
+        let keyspace = table.keyspace();
+        let codec = RowCodec::new(table.schema());
+        let existing = self.live_stream_keys(table, partition)?;
+        let mut taken: HashSet<Vec<u8>> = existing.iter().filter_map(|(_, pk)| pk.clone()).collect();
+        let mut batch = WriteBatch::new();
+        let mut written = Vec::with_capacity(rows.len());
+        let mut keys: Vec<Vec<u8>> = existing.into_iter().map(|(k, _)| k).collect();
+        for values in rows {
+            Self::check_not_null(table, &values)?;
+            if let Some(pk) = Self::primary_key_value(table, &values)
+                && !taken.insert(encode_key_value(pk)?)
+            {
+                return Err(Self::duplicate(table, pk));
+            }
+            let seq = self.seq.next_id();
+            let row_id = encode_internal_row_id(seq as u64).to_vec();
+            let version = RowVersion { seq, deleted: false, values };
+            let key = partition.row_key(&row_id);
+            batch.put(&keyspace, key.clone(), codec.encode(&version)?);
+            keys.push(key);
+            written.push(StoredRow { row_id, user: partition.user().map(|u| u.to_string()), version });
+        }
+        if let Some(max) = table.options.max_rows {
+            let excess = keys.len().saturating_sub(max as usize);
+            for key in keys.into_iter().take(excess) {
+                batch.delete(&keyspace, key);
+            }
+        }
+        self.kv.write(batch)?;
+        Ok(written)
+    }
+}
+
+#[async_trait]
+impl RowStore for KvRowStore {
+    async fn create_table(&self, table: &TableDefinition) -> DomainResult<()> {
+        self.kv.create_keyspace(&table.keyspace())
+    }
+
+    async fn drop_table(&self, table: &TableDefinition) -> DomainResult<()> {
+        self.kv.drop_keyspace(&table.keyspace())?;
+        self.table_locks.lock().remove(&table.uid);
+        Ok(())
+    }
+
+    async fn insert(&self, table: &TableDefinition, partition: &Partition, rows: Vec<Vec<Value>>) -> DomainResult<Vec<StoredRow>> {
+        Self::check_partition(table, partition)?;
+        let lock = self.lock_for(table);
+        let _guard = lock.lock();
+        if table.kind == TableKind::Stream {
+            return self.insert_stream(table, partition, rows);
+        }
+        let keyspace = table.keyspace();
+        let codec = RowCodec::new(table.schema());
+        let mut batch = WriteBatch::new();
+        let mut in_batch = HashSet::new();
+        let mut written = Vec::with_capacity(rows.len());
+        for values in rows {
+            Self::check_not_null(table, &values)?;
+            let seq = self.seq.next_id();
+            let row_id = match Self::primary_key_value(table, &values) {
+                Some(pk) => {
+                    let row_id = encode_key_value(pk)?;
+                    if !in_batch.insert(row_id.clone()) || self.is_live(&keyspace, &partition.row_key(&row_id))? {
+                        return Err(Self::duplicate(table, pk));
+                    }
+                    row_id
+                }
+                None => encode_internal_row_id(seq as u64).to_vec(),
+            };
+            let version = RowVersion { seq, deleted: false, values };
+            batch.put(&keyspace, partition.row_key(&row_id), codec.encode(&version)?);
+            written.push(StoredRow { row_id, user: partition.user().map(|u| u.to_string()), version });
+        }
+        self.kv.write(batch)?;
+        Ok(written)
+    }
+
+    async fn write_changes(&self, table: &TableDefinition, partition: &Partition, changes: Vec<RowChange>) -> DomainResult<Vec<StoredRow>> {
+        Self::check_partition(table, partition)?;
+        let lock = self.lock_for(table);
+        let _guard = lock.lock();
+        let keyspace = table.keyspace();
+        let codec = RowCodec::new(table.schema());
+        let mut batch = WriteBatch::new();
+        let mut written = Vec::with_capacity(changes.len());
+        // Row ids that end this statement holding a live row, and ones it vacates.
+        let mut claimed: HashSet<Vec<u8>> = HashSet::new();
+        let vacated: HashSet<Vec<u8>> = changes
+            .iter()
+            .filter(|c| c.delete || table.kind != TableKind::Stream)
+            .map(|c| c.row_id.clone())
+            .collect();
+        for change in changes {
+            let old_key = partition.row_key(&change.row_id);
+            let Some(old_bytes) = self.kv.get(&keyspace, &old_key)? else {
+                continue; // The row vanished since it was read: nothing to change.
+            };
+            let old = codec.decode(&old_bytes)?;
+            if old.deleted {
+                continue;
+            }
+            let seq = self.seq.next_id();
+            if change.delete {
+                if table.kind.has_soft_delete() {
+                    let version = RowVersion { seq, deleted: true, values: old.values };
+                    batch.put(&keyspace, old_key, codec.encode(&version)?);
+                    written.push(StoredRow { row_id: change.row_id, user: partition.user().map(|u| u.to_string()), version });
+                } else {
+                    batch.delete(&keyspace, old_key);
+                    written.push(StoredRow { row_id: change.row_id, user: partition.user().map(|u| u.to_string()), version: old });
+                }
+                continue;
+            }
+            Self::check_not_null(table, &change.values)?;
+            let new_row_id = match (table.kind, Self::primary_key_value(table, &change.values)) {
+                (TableKind::Stream, _) | (_, None) => change.row_id.clone(),
+                (_, Some(pk)) => encode_key_value(pk)?,
+            };
+            if new_row_id != change.row_id {
+                let moved_into_live = !vacated.contains(&new_row_id) && self.is_live(&keyspace, &partition.row_key(&new_row_id))?;
+                if moved_into_live || claimed.contains(&new_row_id) {
+                    let pk = Self::primary_key_value(table, &change.values).expect("a key changed, so there is one");
+                    return Err(Self::duplicate(table, pk));
+                }
+                // The old key keeps a deleted version, so cold copies of it stay hidden.
+                let tombstone = RowVersion { seq, deleted: true, values: old.values };
+                if !claimed.contains(&change.row_id) {
+                    batch.put(&keyspace, old_key, codec.encode(&tombstone)?);
+                }
+            } else if claimed.contains(&new_row_id) {
+                let pk = Self::primary_key_value(table, &change.values).expect("keys collide only with a primary key");
+                return Err(Self::duplicate(table, pk));
+            }
+            claimed.insert(new_row_id.clone());
+            let version = RowVersion { seq: self.seq.next_id(), deleted: false, values: change.values };
+            batch.put(&keyspace, partition.row_key(&new_row_id), codec.encode(&version)?);
+            written.push(StoredRow { row_id: new_row_id, user: partition.user().map(|u| u.to_string()), version });
+        }
+        self.kv.write(batch)?;
+        Ok(written)
+    }
+
+    fn scan(&self, table: &TableDefinition, partition: &Partition, request: ScanRequest) -> DomainResult<RowIter> {
+        Self::check_partition(table, partition)?;
+        let prefix = partition.key_prefix();
+        let with_prefix = |b: &[u8]| partition.row_key(b);
+        let mut start = match &request.start {
+            Bound::Included(b) => Bound::Included(with_prefix(b)),
+            Bound::Excluded(b) => Bound::Excluded(with_prefix(b)),
+            Bound::Unbounded => Bound::Included(prefix.clone()),
+        };
+        if table.kind == TableKind::Stream
+            && let Some(floor) = Self::stream_floor(table)
+        {
+            let floor_key = with_prefix(&floor);
+            let below_floor = match &start {
+                Bound::Included(s) | Bound::Excluded(s) => s.as_slice() < floor_key.as_slice(),
+                Bound::Unbounded => true,
+            };
+            if below_floor {
+                start = Bound::Included(floor_key);
+            }
+        }
+        let end = match &request.end {
+            Bound::Included(b) => Bound::Included(with_prefix(b)),
+            Bound::Excluded(b) => Bound::Excluded(with_prefix(b)),
+            Bound::Unbounded => match prefix_successor(&prefix) {
+                Some(next) if !prefix.is_empty() => Bound::Excluded(next),
+                _ => Bound::Unbounded,
+            },
+        };
+        Ok(Box::new(ChunkedScan {
+            kv: Arc::clone(&self.kv),
+            keyspace: table.keyspace(),
+            range: KeyRange { start, end },
+            codec: RowCodec::new(table.schema()),
+            partition: partition.clone(),
+            include_deleted: request.include_deleted,
+            reverse: request.reverse,
+            remaining: request.limit.unwrap_or(usize::MAX),
+            buffer: VecDeque::new(),
+            exhausted: false,
+        }))
+    }
+
+    async fn evict_stream_rows(&self, table: &TableDefinition) -> DomainResult<u64> {
+        if table.kind != TableKind::Stream {
+            return Ok(0);
+        }
+        let lock = self.lock_for(table);
+        let _guard = lock.lock();
+        let keyspace = table.keyspace();
+        let floor = Self::stream_floor(table);
+        let max_rows = table.options.max_rows.map(|m| m as usize);
+        let mut batch = WriteBatch::new();
+        let mut current_user: Option<String> = None;
+        let mut live: Vec<Vec<u8>> = Vec::new();
+        let mut removed = 0u64;
+        let flush_user = |live: &mut Vec<Vec<u8>>, batch: &mut WriteBatch, removed: &mut u64| {
+            if let Some(max) = max_rows {
+                let excess = live.len().saturating_sub(max);
+                for key in live.drain(..excess) {
+                    batch.delete(&keyspace, key);
+                    *removed += 1;
+                }
+            }
+            live.clear();
+        };
+        for pair in self.kv.scan(&keyspace, KeyRange::all(), false)? {
+            let (key, _) = pair?;
+            let (user, row_id) = split_user_key(&key)?;
+            if current_user.as_deref() != Some(user) {
+                flush_user(&mut live, &mut batch, &mut removed);
+                current_user = Some(user.to_owned());
+            }
+            if floor.is_some_and(|f| row_id < f.as_slice()) {
+                batch.delete(&keyspace, key);
+                removed += 1;
+            } else {
+                live.push(key);
+            }
+        }
+        flush_user(&mut live, &mut batch, &mut removed);
+        if !batch.is_empty() {
+            self.kv.write(batch)?;
+        }
+        Ok(removed)
+    }
+}
+
+/// A scan that reads the engine a chunk at a time, so it owns nothing borrowed and can run
+/// on any thread. Each chunk is a consistent read; a scan spanning chunks may see writes
+/// that committed between them (read committed).
+struct ChunkedScan {
+    kv: Arc<dyn KvEngine>,
+    keyspace: String,
+    range: KeyRange,
+    codec: RowCodec,
+    partition: Partition,
+    include_deleted: bool,
+    reverse: bool,
+    remaining: usize,
+    buffer: VecDeque<StoredRow>,
+    exhausted: bool,
+}
+
+impl ChunkedScan {
+    fn refill(&mut self) -> DomainResult<()> {
+        let mut fetched = 0;
+        let mut last_key = None;
+        let user = self.partition.user().map(|u| u.to_string());
+        for pair in self.kv.scan(&self.keyspace, self.range.clone(), self.reverse)?.take(SCAN_CHUNK) {
+            let (key, value) = pair?;
+            fetched += 1;
+            let version = self.codec.decode(&value)?;
+            if self.include_deleted || !version.deleted {
+                let row_id = row_id_of(&self.partition, &key).to_vec();
+                self.buffer.push_back(StoredRow { row_id, user: user.clone(), version });
+            }
+            last_key = Some(key);
+        }
+        match last_key {
+            Some(key) if fetched == SCAN_CHUNK => {
+                if self.reverse {
+                    self.range.end = Bound::Excluded(key);
+                } else {
+                    self.range.start = Bound::Excluded(key);
+                }
+            }
+            _ => self.exhausted = true,
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for ChunkedScan {
+    type Item = DomainResult<StoredRow>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        while self.buffer.is_empty() && !self.exhausted {
+            if let Err(e) = self.refill() {
+                self.exhausted = true;
+                return Some(Err(e));
+            }
+        }
+        let row = self.buffer.pop_front()?;
+        self.remaining -= 1;
+        Some(Ok(row))
+    }
+}

@@ -1,0 +1,102 @@
+//! The `RowStore` port: rows of the three table kinds, addressed by partition.
+
+use std::ops::Bound;
+
+use async_trait::async_trait;
+
+use crate::codec::RowVersion;
+use crate::error::DomainResult;
+use crate::keys::Partition;
+use crate::model::TableDefinition;
+use crate::types::Value;
+
+/// One stored row: its row id (the key without the partition prefix) and its latest version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRow {
+    /// The row id inside its partition.
+    pub row_id: Vec<u8>,
+    /// The owner of the row (USER and STREAM tables).
+    pub user: Option<String>,
+    /// The latest version.
+    pub version: RowVersion,
+}
+
+/// A new version of an existing row (UPDATE), or its removal (DELETE).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowChange {
+    /// The row id the row has now.
+    pub row_id: Vec<u8>,
+    /// The new values, in schema order (ignored for deletes).
+    pub values: Vec<Value>,
+    /// Whether this change deletes the row.
+    pub delete: bool,
+}
+
+/// What a scan reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanRequest {
+    /// Lower bound on row ids.
+    pub start: Bound<Vec<u8>>,
+    /// Upper bound on row ids.
+    pub end: Bound<Vec<u8>>,
+    /// Whether soft-deleted rows are returned too.
+    pub include_deleted: bool,
+    /// Newest-first instead of key order.
+    pub reverse: bool,
+    /// At most this many rows.
+    pub limit: Option<usize>,
+}
+
+impl ScanRequest {
+    /// Every live row of the partition, in key order.
+    pub fn all() -> Self {
+        Self { start: Bound::Unbounded, end: Bound::Unbounded, include_deleted: false, reverse: false, limit: None }
+    }
+}
+
+/// An iterator over stored rows; it owns what it reads from, so it can move to a
+/// blocking thread.
+pub type RowIter = Box<dyn Iterator<Item = DomainResult<StoredRow>> + Send>;
+
+/// The rows of every table.
+///
+/// Guarantees: every write method is atomic (all of its rows are written, or none, and a
+/// failed call changes nothing); a USER or STREAM partition is only ever read or written
+/// through its own user's [`Partition`]; `_seq` values are strictly increasing over the
+/// server's life; STREAM rows past their TTL are never returned.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait RowStore: Send + Sync + 'static {
+    /// Prepares storage for a new table.
+    async fn create_table(&self, table: &TableDefinition) -> DomainResult<()>;
+
+    /// Removes every row of a table, in every partition.
+    async fn drop_table(&self, table: &TableDefinition) -> DomainResult<()>;
+
+    /// Inserts new rows (values in schema order), giving them their `_seq`; a primary key
+    /// already live in the partition, or given twice, is `DuplicateKey` and inserts nothing.
+    async fn insert(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+        rows: Vec<Vec<Value>>,
+    ) -> DomainResult<Vec<StoredRow>>;
+
+    /// Writes new versions of existing rows: an update (a new `_seq`; if the primary key
+    /// changes, the row moves and the new key must be free) or a delete (soft for USER and
+    /// SHARED tables, for good for STREAM tables). Returns the versions written.
+    async fn write_changes(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+        changes: Vec<RowChange>,
+    ) -> DomainResult<Vec<StoredRow>>;
+
+    /// Reads rows of one partition. The iterator is synchronous: call it from a thread
+    /// that may block.
+    fn scan(&self, table: &TableDefinition, partition: &Partition, request: ScanRequest) -> DomainResult<RowIter>;
+
+    /// Removes STREAM rows past their TTL or past `MAX_ROWS`, in every partition; returns
+    /// how many were removed.
+    async fn evict_stream_rows(&self, table: &TableDefinition) -> DomainResult<u64>;
+}
