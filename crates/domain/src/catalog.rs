@@ -49,7 +49,7 @@ impl CatalogSnapshot {
 /// and a snapshot taken after it returns `Ok` shows it.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
-pub trait Catalog: Send + Sync + 'static {
+pub trait Catalog: std::fmt::Debug + Send + Sync + 'static {
     /// The current catalog (cheap: a shared immutable value).
     fn snapshot(&self) -> Arc<CatalogSnapshot>;
 

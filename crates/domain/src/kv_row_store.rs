@@ -310,6 +310,23 @@ impl RowStore for KvRowStore {
         }))
     }
 
+    async fn has_live_rows(&self, table: &TableDefinition) -> DomainResult<bool> {
+        let floor = Self::stream_floor(table);
+        for pair in self.kv.scan(&table.keyspace(), KeyRange::all(), false)? {
+            let (key, value) = pair?;
+            if let Some(floor) = floor {
+                let (_, row_id) = split_user_key(&key)?;
+                if row_id < floor.as_slice() {
+                    continue;
+                }
+            }
+            if !RowCodec::decode_header(&value)?.1 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     async fn evict_stream_rows(&self, table: &TableDefinition) -> DomainResult<u64> {
         if table.kind != TableKind::Stream {
             return Ok(0);

@@ -66,7 +66,7 @@ pub type RowIter = Box<dyn Iterator<Item = DomainResult<StoredRow>> + Send>;
 /// server's life; STREAM rows past their TTL are never returned.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
-pub trait RowStore: Send + Sync + 'static {
+pub trait RowStore: std::fmt::Debug + Send + Sync + 'static {
     /// Prepares storage for a new table.
     async fn create_table(&self, table: &TableDefinition) -> DomainResult<()>;
 
@@ -95,6 +95,9 @@ pub trait RowStore: Send + Sync + 'static {
     /// Reads rows of one partition. The iterator is synchronous: call it from a thread
     /// that may block.
     fn scan(&self, table: &TableDefinition, partition: &Partition, request: ScanRequest) -> DomainResult<RowIter>;
+
+    /// Whether any partition of the table holds a live row.
+    async fn has_live_rows(&self, table: &TableDefinition) -> DomainResult<bool>;
 
     /// Removes STREAM rows past their TTL or past `MAX_ROWS`, in every partition; returns
     /// how many were removed.

@@ -1,1 +1,25 @@
-//! placeholder
+//! # calamus-query
+//!
+//! Calamus's SQL layer: the parser (Calamus statements layered on sqlparser), the DataFusion
+//! catalog and table providers over the `Catalog` and `RowStore` ports, and the execution of
+//! DDL and DML for a session. DataFusion types stop at this crate's edge except for the
+//! Arrow batches of results.
+
+pub mod ddl;
+pub mod dml;
+pub mod engine;
+pub mod error;
+pub mod functions;
+pub mod output;
+pub mod parser;
+pub mod providers;
+pub mod session;
+pub mod show;
+pub mod statement;
+pub mod types;
+
+pub use engine::QueryEngine;
+pub use error::{ErrorKind, QueryError, QueryResult};
+pub use output::StatementOutput;
+pub use session::Session;
+pub use statement::Statement;

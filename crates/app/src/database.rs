@@ -1,0 +1,137 @@
+//! Opening a data directory: the storage backend, the catalog, the row store, the engine.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use calamus_domain::ids::SnowflakeGenerator;
+use calamus_domain::{KvCatalog, KvEngine, KvRowStore};
+use calamus_query::QueryEngine;
+
+use crate::error::AppError;
+
+/// The key-value engine holding hot rows and the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StorageBackend {
+    /// RocksDB (the default).
+    #[default]
+    RocksDb,
+    /// sled.
+    Sled,
+}
+
+impl StorageBackend {
+    /// Every backend, for tests that run on each.
+    pub const ALL: [StorageBackend; 2] = [StorageBackend::RocksDb, StorageBackend::Sled];
+
+    /// `rocksdb` or `sled`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StorageBackend::RocksDb => "rocksdb",
+            StorageBackend::Sled => "sled",
+        }
+    }
+}
+
+impl fmt::Display for StorageBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StorageBackend {
+    type Err = AppError;
+    fn from_str(s: &str) -> Result<Self, AppError> {
+        match s.to_ascii_lowercase().as_str() {
+            "rocksdb" => Ok(StorageBackend::RocksDb),
+            "sled" => Ok(StorageBackend::Sled),
+            _ => Err(AppError::UnknownBackend(s.to_owned())),
+        }
+    }
+}
+
+/// An open database: the engine and what it stands on.
+pub struct Database {
+    /// The query engine.
+    pub engine: Arc<QueryEngine>,
+    /// The key-value engine, for durability points and shutdown.
+    pub kv: Arc<dyn KvEngine>,
+    /// Which backend it is.
+    pub backend: StorageBackend,
+    /// The data directory.
+    pub data_dir: PathBuf,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database").field("backend", &self.backend).field("data_dir", &self.data_dir).finish()
+    }
+}
+
+/// The folder inside the data directory that holds the key-value store.
+const STORE_DIR: &str = "store";
+/// The file recording which backend wrote the store.
+const BACKEND_MARKER: &str = "BACKEND";
+
+fn data_dir_error(path: &Path, reason: impl Into<String>) -> AppError {
+    AppError::DataDirectory { path: path.display().to_string(), reason: reason.into() }
+}
+
+/// Checks (or, for a new directory, writes) the marker naming the backend that owns the
+/// store, so opening it with the other backend fails before either touches a file.
+fn check_backend_marker(data_dir: &Path, backend: StorageBackend) -> Result<(), AppError> {
+    let marker = data_dir.join(BACKEND_MARKER);
+    match std::fs::read_to_string(&marker) {
+        Ok(found) if found.trim() == backend.as_str() => Ok(()),
+        Ok(found) => Err(data_dir_error(
+            data_dir,
+            format!(
+                "it holds a {} store, but the server was started with storage backend '{backend}'; \
+                 start it with --storage {} or use another data directory",
+                found.trim(),
+                found.trim()
+            ),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if data_dir.join(STORE_DIR).exists() {
+                return Err(data_dir_error(data_dir, "it holds a store without a BACKEND marker; refusing to guess"));
+            }
+            std::fs::write(&marker, format!("{backend}\n")).map_err(|e| data_dir_error(data_dir, e.to_string()))
+        }
+        Err(e) => Err(data_dir_error(data_dir, e.to_string())),
+    }
+}
+
+impl Database {
+    /// Opens (creating if needed) the database in `data_dir` with `backend`.
+    pub fn open(backend: StorageBackend, data_dir: &Path) -> Result<Self, AppError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| data_dir_error(data_dir, e.to_string()))?;
+        check_backend_marker(data_dir, backend)?;
+        let store = data_dir.join(STORE_DIR);
+        let kv: Arc<dyn KvEngine> = match backend {
+            StorageBackend::RocksDb => Arc::new(calamus_storage_rocksdb::open(&store, &Default::default())?),
+            StorageBackend::Sled => Arc::new(calamus_storage_sled::open(&store, &Default::default())?),
+        };
+        let catalog = Arc::new(KvCatalog::open(Arc::clone(&kv))?);
+        drop_orphan_keyspaces(kv.as_ref(), &catalog)?;
+        let seq = Arc::new(SnowflakeGenerator::new(0, 0));
+        let rows = Arc::new(KvRowStore::new(Arc::clone(&kv), Arc::clone(&seq)));
+        let engine = Arc::new(QueryEngine::new(catalog, rows, seq));
+        Ok(Self { engine, kv, backend, data_dir: data_dir.to_path_buf() })
+    }
+}
+
+/// A crash between creating a table's keyspace and recording the table (or between
+/// forgetting a table and dropping its keyspace) leaves a keyspace no table names:
+/// drop those at open.
+fn drop_orphan_keyspaces(kv: &dyn KvEngine, catalog: &KvCatalog) -> Result<(), AppError> {
+    let live = catalog.live_table_keyspaces();
+    for keyspace in kv.keyspaces()? {
+        let is_table_keyspace = keyspace.starts_with('t') && keyspace[1..].chars().all(|c| c.is_ascii_digit());
+        if is_table_keyspace && !live.contains(&keyspace) {
+            kv.drop_keyspace(&keyspace)?;
+        }
+    }
+    Ok(())
+}

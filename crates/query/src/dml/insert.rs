@@ -1,0 +1,142 @@
+//! INSERT [INTO] t [(cols)] VALUES ... | SELECT ... [RETURNING ...].
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{BooleanArray, Int64Array};
+use arrow::record_batch::RecordBatch;
+use calamus_domain::arrow_rows::{build_array, table_schema};
+use calamus_domain::ids::{new_ulid, new_uuid_v7, now_micros};
+use calamus_domain::model::{ColumnDefault, DefaultFunction, TableDefinition};
+use calamus_domain::{ColumnName, DomainError, StoredRow, Value};
+use datafusion::common::ScalarValue;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{Insert, SelectItem, Statement as SqlStatement, TableObject};
+
+use super::{partition_for, system_column_error, target_table};
+use crate::engine::QueryEngine;
+use crate::error::{QueryError, QueryResult};
+use crate::output::StatementOutput;
+use crate::session::Session;
+use crate::types::column_values;
+
+/// Runs an INSERT.
+pub async fn run(engine: &QueryEngine, session: &Session, insert: Insert, params: &[ScalarValue]) -> QueryResult<StatementOutput> {
+    if insert.or.is_some() || insert.replace_into || insert.ignore || insert.on.is_some() || insert.overwrite {
+        return Err(QueryError::Unsupported("INSERT OR REPLACE / REPLACE / IGNORE / ON CONFLICT / OVERWRITE".into()));
+    }
+    if insert.partitioned.is_some() || !insert.after_columns.is_empty() || !insert.assignments.is_empty() {
+        return Err(QueryError::Unsupported("this form of INSERT; use INSERT INTO t (cols) VALUES ... or SELECT ...".into()));
+    }
+    let TableObject::TableName(name) = &insert.table else {
+        return Err(QueryError::Unsupported("INSERT INTO a table function".into()));
+    };
+    let (id, table) = target_table(engine, session, name)?;
+    let schema = table.schema();
+
+    // Which table column each source column fills.
+    let targets: Vec<usize> = if insert.columns.is_empty() {
+        (0..schema.columns.len()).collect()
+    } else {
+        let mut seen = HashSet::new();
+        let mut targets = Vec::with_capacity(insert.columns.len());
+        for column in &insert.columns {
+            let raw = column.0.last().map(|p| p.to_string()).unwrap_or_default();
+            let name = ColumnName::new(raw.trim_matches('"'))?;
+            if name.is_reserved() {
+                return Err(system_column_error(name.as_str()));
+            }
+            let position = schema
+                .position(name.as_str())
+                .ok_or_else(|| DomainError::ColumnNotFound { table: id.to_string(), column: name.to_string() })?;
+            if !seen.insert(position) {
+                return Err(QueryError::InvalidStatement(format!("column '{name}' is given twice")));
+            }
+            targets.push(position);
+        }
+        targets
+    };
+
+    let Some(source) = insert.source else {
+        return Err(QueryError::Unsupported("INSERT without VALUES or SELECT".into()));
+    };
+    let state = engine.state_for(session, None);
+    let (source_schema, batches) = engine.query(&state, SqlStatement::Query(source), params).await?;
+    if source_schema.fields().len() != targets.len() {
+        return Err(QueryError::InvalidStatement(format!(
+            "INSERT into {id} gives {} value(s) per row for {} column(s)",
+            source_schema.fields().len(),
+            targets.len()
+        )));
+    }
+
+    let mut rows: Vec<Vec<Value>> = Vec::new();
+    for batch in &batches {
+        let mut given: Vec<Option<Vec<Value>>> = vec![None; schema.columns.len()];
+        for (source_index, &position) in targets.iter().enumerate() {
+            let column = &schema.columns[position];
+            given[position] = Some(column_values(batch.column(source_index), &column.data_type, column.name.as_str())?);
+        }
+        for row in 0..batch.num_rows() {
+            let values = schema
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, column)| match &given[i] {
+                    Some(values) => values[row].clone(),
+                    None => default_value(engine, session, column.default.as_ref(), &column.data_type),
+                })
+                .collect();
+            rows.push(values);
+        }
+    }
+    let count = rows.len() as u64;
+    let written = if rows.is_empty() {
+        Vec::new()
+    } else {
+        engine.rows.insert(&table, &partition_for(session, &table), rows).await?
+    };
+    match insert.returning {
+        Some(items) => returning(&table, &written, &items).await,
+        None => Ok(StatementOutput::affected(count, format!("Inserted {count} row(s)"))),
+    }
+}
+
+/// The value a column takes when an INSERT gives none.
+pub(crate) fn default_value(engine: &QueryEngine, session: &Session, default: Option<&ColumnDefault>, data_type: &calamus_domain::DataType) -> Value {
+    match default {
+        None => Value::Null,
+        Some(ColumnDefault::Literal { value, .. }) => value.to_value(data_type),
+        Some(ColumnDefault::Function(f)) => match f {
+            DefaultFunction::SnowflakeId => Value::BigInt(engine.snowflake.next_id()),
+            DefaultFunction::UuidV7 => Value::Text(new_uuid_v7()),
+            DefaultFunction::Ulid => Value::Text(new_ulid()),
+            DefaultFunction::Now => Value::Timestamp(now_micros()),
+            DefaultFunction::CurrentUser => Value::Text(session.user.to_string()),
+        },
+    }
+}
+
+/// Evaluates `RETURNING items` over the rows just written (with their `_seq`).
+pub(crate) async fn returning(table: &TableDefinition, written: &[StoredRow], items: &[SelectItem]) -> QueryResult<StatementOutput> {
+    let schema = table_schema(table);
+    let columns = &table.schema().columns;
+    let mut arrays = Vec::with_capacity(schema.fields().len());
+    for (i, column) in columns.iter().enumerate() {
+        arrays.push(build_array(&column.data_type, written.len(), |r| &written[r].version.values[i])?);
+    }
+    arrays.push(Arc::new(Int64Array::from_iter_values(written.iter().map(|r| r.version.seq))) as _);
+    if table.kind.has_soft_delete() {
+        arrays.push(Arc::new(BooleanArray::from_iter(written.iter().map(|r| Some(r.version.deleted)))) as _);
+    }
+    let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
+    let context = SessionContext::new();
+    let name = table.id.table.to_string();
+    context.register_batch(&name, batch)?;
+    let projection: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+    // The items come from the parsed statement; printed back, they are the same SQL.
+    let frame = context.sql(&format!("SELECT {} FROM \"{name}\"", projection.join(", "))).await?;
+    let out_schema = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await?;
+    Ok(StatementOutput::Rows { schema: out_schema, batches })
+}

@@ -1,0 +1,58 @@
+//! Statements that write rows: INSERT, UPDATE, DELETE.
+//!
+//! Each runs its reading part (the VALUES or SELECT of an INSERT, the WHERE of an UPDATE or
+//! DELETE) as a DataFusion query through the session's providers, so subqueries, joins and
+//! functions behave as in any SELECT and isolation holds, and then hands every row it
+//! writes to the row store in one atomic call: a statement applies entirely or not at all.
+//! Writing happens when the statement executes, never while it is planned.
+
+pub mod insert;
+pub mod modify;
+
+use std::sync::Arc;
+
+use calamus_domain::model::{TableDefinition, TableKind};
+use calamus_domain::{DomainError, Partition, TableId};
+use datafusion::sql::sqlparser::ast::{ObjectName, Statement as SqlStatement};
+
+use crate::engine::QueryEngine;
+use crate::error::{QueryError, QueryResult};
+use crate::parser::parse_statements;
+use crate::session::Session;
+use crate::statement::Statement;
+
+/// The table a DML statement writes, checked to be a user table that exists.
+pub(crate) fn target_table(engine: &QueryEngine, session: &Session, name: &ObjectName) -> QueryResult<(TableId, Arc<TableDefinition>)> {
+    let id = engine.resolve_table(session, name)?;
+    if id.namespace.is_reserved() {
+        return Err(QueryError::PermissionDenied(format!("{id} is a system table and is read-only")));
+    }
+    let table = engine
+        .catalog
+        .snapshot()
+        .table(&id)
+        .cloned()
+        .ok_or_else(|| DomainError::TableNotFound { table: id.to_string() })?;
+    Ok((id, table))
+}
+
+/// The partition a session writes in `table`.
+pub(crate) fn partition_for(session: &Session, table: &TableDefinition) -> Partition {
+    match table.kind {
+        TableKind::User | TableKind::Stream => Partition::User(session.user.clone()),
+        TableKind::Shared => Partition::Shared,
+    }
+}
+
+/// Parses a template statement that is known to be valid SQL.
+pub(crate) fn template(sql: &str) -> SqlStatement {
+    match parse_statements(sql).ok().and_then(|mut s| s.pop()) {
+        Some(Statement::Sql(statement)) => *statement,
+        _ => unreachable!("the template '{sql}' is valid SQL"),
+    }
+}
+
+/// The error for a write to a server-owned column.
+pub(crate) fn system_column_error(column: &str) -> QueryError {
+    QueryError::InvalidStatement(format!("column '{column}' is a system column and cannot be written"))
+}

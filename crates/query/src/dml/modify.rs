@@ -1,0 +1,168 @@
+//! UPDATE and DELETE: the WHERE runs as a DataFusion query over the target's provider
+//! (which exposes each row's hidden row id), so a WHERE with subqueries or joins matches
+//! exactly the rows a SELECT with that WHERE returns, and only those rows are written.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{Array, BinaryArray};
+use calamus_domain::model::TableDefinition;
+use calamus_domain::{ColumnName, DomainError, RowChange, TableId, Value};
+use datafusion::common::ScalarValue;
+use datafusion::sql::sqlparser::ast::{
+    AssignmentTarget, Delete, Expr, FromTable, Ident, SelectItem, SetExpr, Statement as SqlStatement, TableFactor,
+    TableWithJoins, Update,
+};
+
+use super::{partition_for, system_column_error, target_table, template};
+use crate::engine::QueryEngine;
+use crate::error::{QueryError, QueryResult};
+use crate::output::StatementOutput;
+use crate::providers::ROW_ID_COLUMN;
+use crate::session::Session;
+use crate::types::column_values;
+
+/// The one plain table an UPDATE or DELETE names.
+fn single_table(from: &TableWithJoins, verb: &str) -> QueryResult<TableFactor> {
+    if !from.joins.is_empty() {
+        return Err(QueryError::Unsupported(format!("{verb} with a join; use a subquery in WHERE")));
+    }
+    match &from.relation {
+        relation @ TableFactor::Table { args: None, .. } => Ok(relation.clone()),
+        other => Err(QueryError::Unsupported(format!("{verb} of '{other}'"))),
+    }
+}
+
+fn table_name(relation: &TableFactor) -> &datafusion::sql::sqlparser::ast::ObjectName {
+    match relation {
+        TableFactor::Table { name, .. } => name,
+        _ => unreachable!("single_table only gives plain tables"),
+    }
+}
+
+/// Runs `SELECT <projection>, row id FROM <relation> WHERE <selection>` for the session.
+async fn matching_rows(
+    engine: &QueryEngine,
+    session: &Session,
+    id: &TableId,
+    relation: TableFactor,
+    mut projection: Vec<SelectItem>,
+    selection: Option<Expr>,
+    params: &[ScalarValue],
+) -> QueryResult<Vec<arrow::record_batch::RecordBatch>> {
+    let mut statement = template("SELECT NULL FROM t");
+    projection.push(SelectItem::UnnamedExpr(Expr::Identifier(Ident::new(ROW_ID_COLUMN))));
+    if let SqlStatement::Query(query) = &mut statement
+        && let SetExpr::Select(select) = query.body.as_mut()
+    {
+        select.projection = projection;
+        select.from = vec![TableWithJoins { relation, joins: Vec::new() }];
+        select.selection = selection;
+    }
+    let state = engine.state_for(session, Some(id.clone()));
+    let (_, batches) = engine.query(&state, statement, params).await?;
+    Ok(batches)
+}
+
+fn row_ids(batch: &arrow::record_batch::RecordBatch) -> QueryResult<&BinaryArray> {
+    batch
+        .column(batch.num_columns() - 1)
+        .as_any()
+        .downcast_ref::<BinaryArray>()
+        .ok_or_else(|| QueryError::Domain(DomainError::Corrupt("the row id column has the wrong type".into())))
+}
+
+async fn write(engine: &QueryEngine, session: &Session, table: &TableDefinition, changes: Vec<RowChange>) -> QueryResult<u64> {
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    let written = engine.rows.write_changes(table, &partition_for(session, table), changes).await?;
+    Ok(written.len() as u64)
+}
+
+/// `DELETE FROM t [WHERE ...]`: a soft delete for USER and SHARED tables.
+pub async fn delete(engine: &QueryEngine, session: &Session, delete: Delete, params: &[ScalarValue]) -> QueryResult<StatementOutput> {
+    if delete.limit.is_some() {
+        return Err(QueryError::InvalidStatement(
+            "DELETE ... LIMIT is not supported: say which rows with WHERE (for example on the primary key)".into(),
+        ));
+    }
+    if !delete.order_by.is_empty() || delete.using.is_some() || !delete.tables.is_empty() || delete.returning.is_some() {
+        return Err(QueryError::Unsupported("DELETE with ORDER BY, USING, RETURNING or several tables".into()));
+    }
+    let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &delete.from;
+    let [from] = from.as_slice() else {
+        return Err(QueryError::Unsupported("DELETE from several tables".into()));
+    };
+    let relation = single_table(from, "DELETE")?;
+    let (id, table) = target_table(engine, session, table_name(&relation))?;
+    let batches = matching_rows(engine, session, &id, relation, Vec::new(), delete.selection, params).await?;
+    let mut changes = Vec::new();
+    for batch in &batches {
+        let ids = row_ids(batch)?;
+        for i in 0..ids.len() {
+            changes.push(RowChange { row_id: ids.value(i).to_vec(), values: Vec::new(), delete: true });
+        }
+    }
+    let count = write(engine, session, &table, changes).await?;
+    Ok(StatementOutput::affected(count, format!("Deleted {count} row(s)")))
+}
+
+/// `UPDATE t SET c = expr, ... [WHERE ...]`: a new version of every matched row.
+pub async fn update(engine: &QueryEngine, session: &Session, update: Update, params: &[ScalarValue]) -> QueryResult<StatementOutput> {
+    if update.from.is_some() || update.limit.is_some() || !update.order_by.is_empty() || update.returning.is_some() || update.or.is_some() {
+        return Err(QueryError::Unsupported("UPDATE with FROM, LIMIT, ORDER BY, RETURNING or OR".into()));
+    }
+    let relation = single_table(&update.table, "UPDATE")?;
+    let (id, table) = target_table(engine, session, table_name(&relation))?;
+    let schema = table.schema();
+    let mut assigned: Vec<Option<Expr>> = vec![None; schema.columns.len()];
+    let mut seen = HashSet::new();
+    for assignment in update.assignments {
+        let AssignmentTarget::ColumnName(target) = &assignment.target else {
+            return Err(QueryError::Unsupported("UPDATE of a tuple of columns".into()));
+        };
+        let raw = target.0.last().map(|p| p.to_string()).unwrap_or_default();
+        let name = ColumnName::new(raw.trim_matches('"'))?;
+        if name.is_reserved() {
+            return Err(system_column_error(name.as_str()));
+        }
+        let position = schema
+            .position(name.as_str())
+            .ok_or_else(|| DomainError::ColumnNotFound { table: id.to_string(), column: name.to_string() })?;
+        if !seen.insert(position) {
+            return Err(QueryError::InvalidStatement(format!("column '{name}' is assigned twice")));
+        }
+        assigned[position] = Some(assignment.value);
+    }
+    let projection = schema
+        .columns
+        .iter()
+        .zip(assigned)
+        .map(|(column, expr)| {
+            let name = Ident::new(column.name.as_str());
+            match expr {
+                Some(expr) => SelectItem::ExprWithAlias { expr, alias: name },
+                None => SelectItem::UnnamedExpr(Expr::Identifier(name)),
+            }
+        })
+        .collect();
+    let batches = matching_rows(engine, session, &id, relation, projection, update.selection, params).await?;
+    let mut changes = Vec::new();
+    for batch in &batches {
+        let ids = row_ids(batch)?;
+        let columns: Vec<Vec<Value>> = schema
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| column_values(batch.column(i), &c.data_type, c.name.as_str()))
+            .collect::<QueryResult<_>>()?;
+        for row in 0..batch.num_rows() {
+            let values = columns.iter().map(|c| c[row].clone()).collect();
+            changes.push(RowChange { row_id: ids.value(row).to_vec(), values, delete: false });
+        }
+    }
+    let count = write(engine, session, &table, changes).await?;
+    let _ = Arc::clone(&table);
+    Ok(StatementOutput::affected(count, format!("Updated {count} row(s)")))
+}

@@ -1,0 +1,216 @@
+//! The query engine: runs statements for a session.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use calamus_domain::ids::SnowflakeGenerator;
+use calamus_domain::model::Role;
+use calamus_domain::{Catalog, DomainError, NamespaceId, RowStore, TableId, TableName, UserId};
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::common::ScalarValue;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionConfig;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{ObjectName, Statement as SqlStatement};
+
+use crate::error::{QueryError, QueryResult};
+use crate::functions::{id_functions, session_functions};
+use crate::output::StatementOutput;
+use crate::parser::parse_statements;
+use crate::providers::{SessionCatalog, TableAccess};
+use crate::session::Session;
+use crate::statement::Statement;
+use crate::{ddl, dml, show};
+
+/// DataFusion's catalog name for Calamus's namespaces.
+pub const CATALOG_NAME: &str = "calamus";
+
+/// Runs SQL for sessions over a catalog and a row store.
+pub struct QueryEngine {
+    pub(crate) catalog: Arc<dyn Catalog>,
+    pub(crate) rows: Arc<dyn RowStore>,
+    pub(crate) snowflake: Arc<SnowflakeGenerator>,
+    base_state: SessionState,
+}
+
+impl std::fmt::Debug for QueryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEngine").finish_non_exhaustive()
+    }
+}
+
+impl QueryEngine {
+    /// An engine over `catalog` and `rows`; `snowflake` makes `SNOWFLAKE_ID()` values (the
+    /// row store's `_seq` generator, so the two never collide).
+    pub fn new(catalog: Arc<dyn Catalog>, rows: Arc<dyn RowStore>, snowflake: Arc<SnowflakeGenerator>) -> Self {
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG_NAME, NamespaceId::default_namespace().as_str())
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(false);
+        let mut builder = SessionStateBuilder::new().with_config(config).with_default_features();
+        builder.scalar_functions().get_or_insert_with(Vec::new).extend(id_functions(&snowflake).into_iter().map(Arc::new));
+        let base_state = builder.build();
+        Self { catalog, rows, snowflake, base_state }
+    }
+
+    /// The catalog port.
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.catalog
+    }
+
+    /// A session for the existing user `user`, with the role the catalog gives it.
+    pub fn session_for(&self, user: &str) -> QueryResult<Session> {
+        let id = UserId::new(user)?;
+        let snapshot = self.catalog.snapshot();
+        let record = snapshot.users.get(&id).ok_or_else(|| DomainError::UserNotFound { user: id.to_string() })?;
+        Ok(Session::new(id, record.role))
+    }
+
+    /// Runs every statement of `sql` in order, giving each one's output. The first failure
+    /// stops the batch (earlier statements stay applied). `params` fill `$1..$n`.
+    pub async fn execute(&self, session: &mut Session, sql: &str, params: &[ScalarValue]) -> QueryResult<Vec<StatementOutput>> {
+        let statements = parse_statements(sql)?;
+        if statements.is_empty() {
+            return Err(QueryError::InvalidStatement("the SQL holds no statement".into()));
+        }
+        let mut outputs = Vec::with_capacity(statements.len());
+        for statement in statements {
+            outputs.push(self.run(session, statement, params).await?);
+        }
+        Ok(outputs)
+    }
+
+    /// Runs one parsed statement.
+    pub async fn run(&self, session: &mut Session, statement: Statement, params: &[ScalarValue]) -> QueryResult<StatementOutput> {
+        match statement {
+            Statement::CreateNamespace { name, if_not_exists } => ddl::namespace::create(self, &name, if_not_exists).await,
+            Statement::AlterNamespace { name, options } => ddl::namespace::alter(self, &name, options).await,
+            Statement::DropNamespace { name, if_exists, cascade } => ddl::namespace::drop(self, &name, if_exists, cascade).await,
+            Statement::ShowNamespaces => show::namespaces(self),
+            Statement::Use { namespace } => ddl::namespace::use_namespace(self, session, &namespace),
+            Statement::CreateTable { kind, create, legacy_options } => {
+                ddl::create_table::create(self, session, kind, *create, legacy_options).await
+            }
+            Statement::DropTable { kind, name, if_exists } => ddl::table::drop(self, session, kind, &name, if_exists).await,
+            Statement::ShowTables { namespace } => show::tables(self, namespace.as_ref()),
+            Statement::DescribeTable { name, history } => show::describe(self, session, &name, history),
+            Statement::ShowStats { name } => show::stats(self, session, &name).await,
+            Statement::CreateUser { name, if_not_exists, password, role, email } => {
+                ddl::user::create(self, &name, if_not_exists, password, role, email).await
+            }
+            Statement::AlterUser { name, change } => ddl::user::alter(self, &name, change).await,
+            Statement::DropUser { name, if_exists } => ddl::user::drop(self, &name, if_exists).await,
+            Statement::ExecuteAs { user, statement } => {
+                let mut as_user = self.execute_as_session(session, &user)?;
+                Box::pin(self.run(&mut as_user, *statement, params)).await
+            }
+            Statement::Index { table, create } => ddl::table::index(self, session, table.as_ref(), create),
+            Statement::NotAvailable { feature } => {
+                Err(QueryError::Unsupported(format!("{feature} is not available in this version of Calamus")))
+            }
+            Statement::Sql(statement) => self.run_sql(session, *statement, params).await,
+        }
+    }
+
+    async fn run_sql(&self, session: &mut Session, statement: SqlStatement, params: &[ScalarValue]) -> QueryResult<StatementOutput> {
+        match statement {
+            SqlStatement::Query(_) => {
+                let state = self.state_for(session, None);
+                let (schema, batches) = self.query(&state, statement, params).await?;
+                Ok(StatementOutput::Rows { schema, batches })
+            }
+            SqlStatement::Explain { statement: ref inner, .. } if matches!(inner.as_ref(), SqlStatement::Query(_)) => {
+                let state = self.state_for(session, None);
+                let (schema, batches) = self.query(&state, statement, params).await?;
+                Ok(StatementOutput::Rows { schema, batches })
+            }
+            SqlStatement::Insert(insert) => dml::insert::run(self, session, insert, params).await,
+            SqlStatement::Update(update) => dml::modify::update(self, session, update, params).await,
+            SqlStatement::Delete(delete) => dml::modify::delete(self, session, delete, params).await,
+            SqlStatement::AlterTable(alter) => ddl::alter_table::run(self, session, alter).await,
+            other => Err(QueryError::Unsupported(format!("the statement '{}' is not supported", first_words(&other)))),
+        }
+    }
+
+    /// The session `EXECUTE AS USER` runs its statement in, if the caller's role allows it.
+    fn execute_as_session(&self, caller: &Session, user: &str) -> QueryResult<Session> {
+        let target = self.session_for(user)?;
+        let allowed = match caller.role {
+            Role::System => true,
+            Role::Dba => target.role <= Role::Dba,
+            Role::Service => target.role <= Role::Service,
+            Role::User => false,
+        };
+        if !allowed {
+            return Err(QueryError::PermissionDenied(format!(
+                "role {} may not EXECUTE AS USER with role {}",
+                caller.role, target.role
+            )));
+        }
+        Ok(Session { namespace: caller.namespace.clone(), ..target })
+    }
+
+    /// A DataFusion state for one statement of `session`; `dml_target`'s provider exposes
+    /// the hidden row id.
+    pub(crate) fn state_for(&self, session: &Session, dml_target: Option<TableId>) -> SessionState {
+        let access = TableAccess {
+            snapshot: self.catalog.snapshot(),
+            rows: Arc::clone(&self.rows),
+            user: session.user.clone(),
+            dml_target,
+        };
+        let catalogs = MemoryCatalogProviderList::new();
+        catalogs.register_catalog(CATALOG_NAME.to_owned(), Arc::new(SessionCatalog::new(access)));
+        let mut config = self.base_state.config().clone();
+        config.options_mut().catalog.default_schema = session.namespace.to_string();
+        let mut builder = SessionStateBuilder::new_from_existing(self.base_state.clone())
+            .with_config(config)
+            .with_catalog_list(Arc::new(catalogs) as Arc<dyn CatalogProviderList>);
+        for udf in session_functions(session.user.as_str(), session.role.as_str()) {
+            builder.scalar_functions().get_or_insert_with(Vec::new).push(Arc::new(udf));
+        }
+        builder.build()
+    }
+
+    /// Plans and runs a query statement, binding `params` to its placeholders.
+    pub(crate) async fn query(
+        &self,
+        state: &SessionState,
+        statement: SqlStatement,
+        params: &[ScalarValue],
+    ) -> QueryResult<(SchemaRef, Vec<RecordBatch>)> {
+        let plan = state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
+        if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Statement(_)) {
+            return Err(QueryError::Unsupported("only queries run through this path".into()));
+        }
+        let plan = if params.is_empty() { plan } else { plan.with_param_values(params.to_vec())? };
+        let frame = DataFrame::new(state.clone(), plan);
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await?;
+        Ok((schema, batches))
+    }
+
+    /// Resolves a table name of a statement: `t` in the session's namespace, or `ns.t`.
+    pub(crate) fn resolve_table(&self, session: &Session, name: &ObjectName) -> QueryResult<TableId> {
+        let parts: Vec<String> = name.0.iter().map(|p| p.to_string()).collect();
+        let unquote = |s: &str| s.trim_matches('"').trim_matches('`').to_owned();
+        let (namespace, table) = match parts.as_slice() {
+            [table] => (session.namespace.clone(), TableName::new(&unquote(table))?),
+            [ns, table] => (NamespaceId::new(&unquote(ns))?, TableName::new(&unquote(table))?),
+            _ => {
+                return Err(QueryError::InvalidStatement(format!(
+                    "table name '{name}' must be 'table' or 'namespace.table'"
+                )));
+            }
+        };
+        Ok(TableId::new(namespace, table))
+    }
+}
+
+/// The first words of a statement, to name it in an error without echoing all of it.
+fn first_words(statement: &SqlStatement) -> String {
+    statement.to_string().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}

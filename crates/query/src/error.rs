@@ -1,0 +1,140 @@
+//! The query layer's one error type.
+
+use calamus_domain::DomainError;
+use datafusion::error::DataFusionError;
+use thiserror::Error;
+
+/// Result of query-layer operations.
+pub type QueryResult<T> = Result<T, QueryError>;
+
+/// What kind of failure an error is: the HTTP layer maps each kind to a status and code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The SQL does not parse or is not allowed (400 `INVALID_SQL`).
+    InvalidSql,
+    /// A table, namespace, user, ... does not exist (404 `NOT_FOUND`).
+    NotFound,
+    /// Already exists, duplicate key, constraint (409 `CONFLICT`).
+    Conflict,
+    /// The caller's role does not allow it (403 `PERMISSION_DENIED`).
+    PermissionDenied,
+    /// Any other failure of a statement: types, unknown column, bad value (400).
+    Execution,
+    /// A fault of the server (500).
+    Internal,
+}
+
+/// Everything that can fail while parsing, planning or executing a statement.
+#[derive(Debug, Error)]
+pub enum QueryError {
+    /// The SQL text does not parse.
+    #[error("syntax error: {0}")]
+    Syntax(String),
+    /// The statement parses but is not valid here (bad option, reserved name, ...).
+    #[error("{0}")]
+    InvalidStatement(String),
+    /// The statement is not supported by Calamus.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// The caller may not do this.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// A parameter is missing or malformed.
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+    /// The model, the catalog or the row store refused or failed.
+    #[error("{0}")]
+    Domain(DomainError),
+    /// DataFusion failed to plan or run a query.
+    #[error("{}", strip_datafusion_prefixes(.0))]
+    DataFusion(Box<DataFusionError>),
+}
+
+impl From<DomainError> for QueryError {
+    fn from(e: DomainError) -> Self {
+        QueryError::Domain(e)
+    }
+}
+
+impl From<arrow::error::ArrowError> for QueryError {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        QueryError::from(DataFusionError::from(e))
+    }
+}
+
+impl From<DataFusionError> for QueryError {
+    fn from(e: DataFusionError) -> Self {
+        // A domain error raised inside a DataFusion plan keeps its own kind.
+        match e.find_root() {
+            DataFusionError::External(inner) => {
+                if let Some(domain) = inner.downcast_ref::<DomainError>() {
+                    return QueryError::Domain(domain.clone());
+                }
+                QueryError::DataFusion(Box::new(e))
+            }
+            _ => QueryError::DataFusion(Box::new(e)),
+        }
+    }
+}
+
+/// DataFusion's messages carry layer prefixes ("Error during planning: ") that say nothing
+/// to a user; keep the message, drop the noise.
+fn strip_datafusion_prefixes(e: &DataFusionError) -> String {
+    let text = e.to_string();
+    let mut rest = text.as_str();
+    for prefix in [
+        "Error during planning: ",
+        "Execution error: ",
+        "External error: ",
+        "Schema error: ",
+        "Arrow error: ",
+        "SQL error: ",
+        "This feature is not implemented: ",
+        "Optimizer rule 'simplify_expressions' failed\ncaused by\n",
+    ] {
+        while let Some(stripped) = rest.strip_prefix(prefix) {
+            rest = stripped;
+        }
+    }
+    rest.trim().to_owned()
+}
+
+impl QueryError {
+    /// The kind of failure, for mapping to a protocol status.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            QueryError::Syntax(_) | QueryError::InvalidStatement(_) | QueryError::Unsupported(_) => ErrorKind::InvalidSql,
+            QueryError::InvalidParameter(_) => ErrorKind::Execution,
+            QueryError::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            QueryError::Domain(e) => match e {
+                DomainError::NamespaceNotFound { .. }
+                | DomainError::TableNotFound { .. }
+                | DomainError::UserNotFound { .. }
+                | DomainError::StorageNotFound { .. } => ErrorKind::NotFound,
+                DomainError::NamespaceExists { .. }
+                | DomainError::TableExists { .. }
+                | DomainError::UserExists { .. }
+                | DomainError::ColumnExists { .. }
+                | DomainError::DuplicateKey { .. }
+                | DomainError::NamespaceNotEmpty { .. }
+                | DomainError::Constraint(_) => ErrorKind::Conflict,
+                DomainError::InvalidIdentifier { .. } | DomainError::ReservedName { .. } | DomainError::InvalidDefinition(_) => {
+                    ErrorKind::InvalidSql
+                }
+                DomainError::ColumnNotFound { .. } | DomainError::InvalidValue(_) => ErrorKind::Execution,
+                DomainError::KeyspaceNotFound { .. }
+                | DomainError::Corrupt(_)
+                | DomainError::Storage(_)
+                | DomainError::Password(_) => ErrorKind::Internal,
+            },
+            QueryError::DataFusion(e) => match e.find_root() {
+                DataFusionError::SQL(..) => ErrorKind::InvalidSql,
+                DataFusionError::Plan(msg) if msg.contains("table") && msg.contains("not found") => ErrorKind::NotFound,
+                DataFusionError::Internal(_) | DataFusionError::IoError(_) | DataFusionError::ResourcesExhausted(_) => {
+                    ErrorKind::Internal
+                }
+                _ => ErrorKind::Execution,
+            },
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! The SQL front end: Calamus's statements layered on sqlparser, the way DataFusion's own
+//! `DFParser` adds `CREATE EXTERNAL TABLE`: the leading keywords of each statement decide
+//! who parses it; everything standard goes to sqlparser's own parser. Nothing here looks
+//! at the SQL text other than through sqlparser's tokens.
+
+use calamus_domain::model::TableKind;
+use datafusion::sql::sqlparser::ast::{Expr, Ident, ObjectName};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+
+use crate::error::{QueryError, QueryResult};
+use crate::statement::{Statement, UserChange};
+
+/// Statements one call may hold at most.
+pub const MAX_STATEMENTS: usize = 10_000;
+
+/// Parses `sql` into its statements (split on `;`, quotes and comments respected).
+pub fn parse_statements(sql: &str) -> QueryResult<Vec<Statement>> {
+    let dialect = GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, sql).tokenize_with_location().map_err(|e| QueryError::Syntax(e.to_string()))?;
+    let tokens = call_forms_of_session_functions(tokens);
+    let mut parser = Parser::new(&dialect).with_recursion_limit(64).with_tokens_with_locations(tokens);
+    let mut statements = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        if parser.peek_token().token == Token::EOF {
+            break;
+        }
+        if statements.len() == MAX_STATEMENTS {
+            return Err(QueryError::InvalidStatement(format!("a request may hold at most {MAX_STATEMENTS} statements")));
+        }
+        let statement = CalamusParser { parser: &mut parser }.parse_statement()?;
+        statements.push(statement);
+        let next = parser.peek_token().token;
+        if next != Token::SemiColon && next != Token::EOF {
+            return Err(QueryError::Syntax(format!("expected ';' or the end of the statement, found {next}")));
+        }
+    }
+    Ok(statements)
+}
+
+/// `CURRENT_USER`, `CURRENT_ROLE`, ... are keywords that sqlparser reads without
+/// parentheses; SQL.md also allows the call form `CURRENT_USER()`. A keyword directly
+/// followed by `()` is turned into a plain word, so it parses as a function call.
+fn call_forms_of_session_functions(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let significant: Vec<usize> =
+        (0..tokens.len()).filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_))).collect();
+    for w in significant.windows(3) {
+        let followed_by_call = tokens[w[1]].token == Token::LParen && tokens[w[2]].token == Token::RParen;
+        if let Token::Word(word) = &mut tokens[w[0]].token
+            && followed_by_call
+            && matches!(word.keyword, Keyword::CURRENT_USER | Keyword::CURRENT_ROLE | Keyword::SESSION_USER | Keyword::USER)
+            && word.quote_style.is_none()
+        {
+            word.keyword = Keyword::NoKeyword;
+        }
+    }
+    tokens
+}
+
+fn syntax(e: ParserError) -> QueryError {
+    let text = e.to_string();
+    QueryError::Syntax(text.strip_prefix("sql parser error: ").unwrap_or(&text).to_owned())
+}
+
+struct CalamusParser<'p, 'd> {
+    parser: &'p mut Parser<'d>,
+}
+
+impl CalamusParser<'_, '_> {
+    /// The upper-cased word `n` tokens ahead, if that token is a word.
+    fn word(&self, n: usize) -> Option<String> {
+        match self.parser.peek_nth_token(n).token {
+            Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+            _ => None,
+        }
+    }
+
+    fn words_are(&self, words: &[&str]) -> bool {
+        words.iter().enumerate().all(|(i, w)| self.word(i).as_deref() == Some(*w))
+    }
+
+    /// Consumes the next words if they are exactly `words`.
+    fn eat_words(&mut self, words: &[&str]) -> bool {
+        if self.words_are(words) {
+            for _ in words {
+                self.parser.next_token();
+            }
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect_words(&mut self, words: &[&str]) -> QueryResult<()> {
+        if self.eat_words(words) {
+            Ok(())
+        } else {
+            Err(QueryError::Syntax(format!("expected {}, found {}", words.join(" "), self.parser.peek_token().token)))
+        }
+    }
+
+    fn if_not_exists(&mut self) -> bool {
+        self.parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS])
+    }
+
+    fn if_exists(&mut self) -> bool {
+        self.parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS])
+    }
+
+    fn ident(&mut self) -> QueryResult<Ident> {
+        self.parser.parse_identifier().map_err(syntax)
+    }
+
+    fn object_name(&mut self) -> QueryResult<ObjectName> {
+        self.parser.parse_object_name(false).map_err(syntax)
+    }
+
+    fn string(&mut self) -> QueryResult<String> {
+        self.parser.parse_literal_string().map_err(syntax)
+    }
+
+    /// A table kind word (`USER`, `SHARED`, `STREAM`) directly followed by `TABLE`.
+    fn table_kind_then_table(&mut self) -> Option<Option<TableKind>> {
+        for (word, kind) in [("USER", TableKind::User), ("SHARED", TableKind::Shared), ("STREAM", TableKind::Stream)] {
+            if self.eat_words(&[word, "TABLE"]) {
+                return Some(Some(kind));
+            }
+        }
+        if self.eat_words(&["TABLE"]) {
+            return Some(None);
+        }
+        None
+    }
+
+    fn parse_statement(&mut self) -> QueryResult<Statement> {
+        let first = self.word(0).unwrap_or_default();
+        match first.as_str() {
+            "CREATE" => self.parse_create(),
+            "DROP" => self.parse_drop(),
+            "ALTER" if matches!(self.word(1).as_deref(), Some("NAMESPACE" | "USER" | "STORAGE")) => self.parse_alter(),
+            "SHOW" => self.parse_show(),
+            "USE" => {
+                self.parser.next_token();
+                self.eat_words(&["NAMESPACE"]);
+                Ok(Statement::Use { namespace: self.ident()? })
+            }
+            "DESCRIBE" | "DESC" if matches!(self.word(1).as_deref(), Some("TABLE")) => {
+                self.parser.next_token();
+                self.parser.next_token();
+                let name = self.object_name()?;
+                let history = self.eat_words(&["HISTORY"]);
+                Ok(Statement::DescribeTable { name, history })
+            }
+            "EXECUTE" if self.words_are(&["EXECUTE", "AS", "USER"]) => self.parse_execute_as(),
+            "SUBSCRIBE" => self.not_available("live queries (SUBSCRIBE TO) are served over WebSocket at /v1/ws"),
+            "KILL" if self.words_are(&["KILL", "LIVE"]) => self.not_available("KILL LIVE QUERY"),
+            "KILL" if self.words_are(&["KILL", "JOB"]) => self.not_available("KILL JOB"),
+            "STORAGE" | "FLUSH" => self.not_available("flushing to cold storage (STORAGE FLUSH / FLUSH TABLE)"),
+            _ => Ok(Statement::Sql(Box::new(self.parser.parse_statement().map_err(syntax)?))),
+        }
+    }
+
+    /// Consumes the rest of the statement and reports a feature this version lacks.
+    fn not_available(&mut self, feature: &'static str) -> QueryResult<Statement> {
+        loop {
+            let token = self.parser.peek_token().token;
+            if token == Token::SemiColon || token == Token::EOF {
+                break;
+            }
+            self.parser.next_token();
+        }
+        Ok(Statement::NotAvailable { feature })
+    }
+
+    fn parse_create(&mut self) -> QueryResult<Statement> {
+        self.parser.next_token(); // CREATE
+        if self.eat_words(&["NAMESPACE"]) {
+            let if_not_exists = self.if_not_exists();
+            return Ok(Statement::CreateNamespace { if_not_exists, name: self.ident()? });
+        }
+        if let Some(kind) = self.table_kind_then_table() {
+            let create = self.parser.parse_create_table(false, false, None, false).map_err(syntax)?;
+            let legacy_options = self.legacy_table_options()?;
+            return Ok(Statement::CreateTable { kind, create: Box::new(create), legacy_options });
+        }
+        if self.eat_words(&["USER"]) {
+            let if_not_exists = self.if_not_exists();
+            let name = self.ident()?;
+            let (mut password, mut role, mut email) = (None, None, None);
+            loop {
+                if self.eat_words(&["WITH"]) {
+                    continue;
+                } else if self.eat_words(&["PASSWORD"]) {
+                    password = Some(self.string()?);
+                } else if self.eat_words(&["ROLE"]) {
+                    role = Some(self.ident()?.value);
+                } else if self.eat_words(&["EMAIL"]) {
+                    email = Some(self.string()?);
+                } else {
+                    break;
+                }
+            }
+            return Ok(Statement::CreateUser { name, if_not_exists, password, role, email });
+        }
+        if self.words_are(&["STORAGE"]) {
+            return self.not_available("storages (CREATE STORAGE)");
+        }
+        let unique = self.eat_words(&["UNIQUE"]);
+        if self.eat_words(&["INDEX"]) {
+            // CREATE [UNIQUE] INDEX [IF NOT EXISTS] name ON table (...)
+            let _ = unique;
+            self.if_not_exists();
+            if !self.parser.parse_keyword(Keyword::ON) {
+                self.ident()?;
+                self.parser.expect_keyword(Keyword::ON).map_err(syntax)?;
+            }
+            let table = self.object_name()?;
+            self.not_available("")?;
+            return Ok(Statement::Index { table: Some(table), create: true });
+        }
+        if unique {
+            return Err(QueryError::Syntax("expected INDEX after CREATE UNIQUE".into()));
+        }
+        self.parser.prev_token();
+        Ok(Statement::Sql(Box::new(self.parser.parse_statement().map_err(syntax)?)))
+    }
+
+    /// The older trailing options: `FLUSH ROWS n`, `FLUSH INTERVAL s`, `TTL n`, `BUFFER_SIZE n`.
+    fn legacy_table_options(&mut self) -> QueryResult<Vec<(String, Expr)>> {
+        let mut options = Vec::new();
+        loop {
+            if self.eat_words(&["FLUSH", "ROWS"]) {
+                options.push(("flush_rows".into(), self.parser.parse_expr().map_err(syntax)?));
+            } else if self.eat_words(&["FLUSH", "INTERVAL"]) {
+                options.push(("flush_interval".into(), self.parser.parse_expr().map_err(syntax)?));
+            } else if self.eat_words(&["TTL"]) {
+                options.push(("ttl_seconds".into(), self.parser.parse_expr().map_err(syntax)?));
+            } else if self.eat_words(&["BUFFER_SIZE"]) {
+                options.push(("buffer_size".into(), self.parser.parse_expr().map_err(syntax)?));
+            } else {
+                return Ok(options);
+            }
+        }
+    }
+
+    fn parse_drop(&mut self) -> QueryResult<Statement> {
+        self.parser.next_token(); // DROP
+        if self.eat_words(&["NAMESPACE"]) {
+            let if_exists = self.if_exists();
+            let name = self.ident()?;
+            let cascade = self.eat_words(&["CASCADE"]);
+            if !cascade {
+                self.eat_words(&["RESTRICT"]);
+            }
+            return Ok(Statement::DropNamespace { name, if_exists, cascade });
+        }
+        if let Some(kind) = self.table_kind_then_table() {
+            let if_exists = self.if_exists();
+            return Ok(Statement::DropTable { kind, if_exists, name: self.object_name()? });
+        }
+        if self.eat_words(&["USER"]) {
+            let if_exists = self.if_exists();
+            return Ok(Statement::DropUser { if_exists, name: self.ident()? });
+        }
+        if self.words_are(&["STORAGE"]) {
+            return self.not_available("storages (DROP STORAGE)");
+        }
+        if self.eat_words(&["INDEX"]) {
+            self.if_exists();
+            self.object_name()?;
+            return Ok(Statement::Index { table: None, create: false });
+        }
+        self.parser.prev_token();
+        Ok(Statement::Sql(Box::new(self.parser.parse_statement().map_err(syntax)?)))
+    }
+
+    fn parse_alter(&mut self) -> QueryResult<Statement> {
+        self.parser.next_token(); // ALTER
+        if self.eat_words(&["NAMESPACE"]) {
+            let name = self.ident()?;
+            self.expect_words(&["SET", "OPTIONS"])?;
+            self.parser.expect_token(&Token::LParen).map_err(syntax)?;
+            let mut options = Vec::new();
+            loop {
+                let key = self.ident()?.value;
+                self.parser.expect_token(&Token::Eq).map_err(syntax)?;
+                let value = match self.parser.next_token().token {
+                    Token::SingleQuotedString(s) => s,
+                    Token::Number(n, _) => n,
+                    Token::Word(w) => w.value,
+                    other => return Err(QueryError::Syntax(format!("expected an option value, found {other}"))),
+                };
+                options.push((key, value));
+                if !self.parser.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            self.parser.expect_token(&Token::RParen).map_err(syntax)?;
+            return Ok(Statement::AlterNamespace { name, options });
+        }
+        if self.eat_words(&["USER"]) {
+            let name = self.ident()?;
+            self.expect_words(&["SET"])?;
+            let change = if self.eat_words(&["PASSWORD"]) {
+                UserChange::Password(self.string()?)
+            } else if self.eat_words(&["ROLE"]) {
+                UserChange::Role(self.ident()?.value)
+            } else if self.eat_words(&["EMAIL"]) {
+                UserChange::Email(self.string()?)
+            } else {
+                return Err(QueryError::Syntax("ALTER USER takes SET PASSWORD 'p', SET ROLE r or SET EMAIL 'e'".into()));
+            };
+            return Ok(Statement::AlterUser { name, change });
+        }
+        self.not_available("storages (ALTER STORAGE)")
+    }
+
+    fn parse_show(&mut self) -> QueryResult<Statement> {
+        if self.eat_words(&["SHOW", "NAMESPACES"]) {
+            return Ok(Statement::ShowNamespaces);
+        }
+        if self.eat_words(&["SHOW", "TABLES"]) {
+            let namespace = if self.eat_words(&["IN"]) || self.eat_words(&["FROM"]) { Some(self.ident()?) } else { None };
+            return Ok(Statement::ShowTables { namespace });
+        }
+        if self.eat_words(&["SHOW", "STATS", "FOR", "TABLE"]) {
+            return Ok(Statement::ShowStats { name: self.object_name()? });
+        }
+        if self.words_are(&["SHOW", "STORAGES"]) {
+            return self.not_available("storages (SHOW STORAGES)");
+        }
+        Err(QueryError::Syntax(format!(
+            "unknown SHOW statement: expected SHOW NAMESPACES, SHOW TABLES [IN ns] or SHOW STATS FOR TABLE t, found SHOW {}",
+            self.parser.peek_nth_token(1).token
+        )))
+    }
+
+    fn parse_execute_as(&mut self) -> QueryResult<Statement> {
+        self.expect_words(&["EXECUTE", "AS", "USER"])?;
+        let user = match self.parser.next_token().token {
+            Token::SingleQuotedString(s) => s,
+            Token::Word(w) => w.value,
+            other => return Err(QueryError::Syntax(format!("expected a user id after EXECUTE AS USER, found {other}"))),
+        };
+        self.parser.expect_token(&Token::LParen).map_err(syntax)?;
+        let inner = self.parse_statement()?;
+        let _ = self.parser.consume_token(&Token::SemiColon);
+        self.parser.expect_token(&Token::RParen).map_err(syntax)?;
+        if matches!(inner, Statement::ExecuteAs { .. }) {
+            return Err(QueryError::InvalidStatement("EXECUTE AS USER cannot be nested".into()));
+        }
+        Ok(Statement::ExecuteAs { user, statement: Box::new(inner) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(sql: &str) -> Statement {
+        let mut all = parse_statements(sql).unwrap();
+        assert_eq!(all.len(), 1, "{sql}");
+        all.remove(0)
+    }
+
+    #[test]
+    fn calamus_statements_parse() {
+        assert!(matches!(one("CREATE NAMESPACE IF NOT EXISTS app"), Statement::CreateNamespace { if_not_exists: true, .. }));
+        assert!(matches!(one("drop namespace app cascade"), Statement::DropNamespace { cascade: true, .. }));
+        assert!(matches!(
+            one("CREATE USER TABLE app.t (id INT PRIMARY KEY) WITH (FLUSH_POLICY = 'rows:10')"),
+            Statement::CreateTable { kind: Some(TableKind::User), .. }
+        ));
+        assert!(matches!(
+            one("CREATE STREAM TABLE s (id INT) TTL 10"),
+            Statement::CreateTable { kind: Some(TableKind::Stream), ref legacy_options, .. } if legacy_options.len() == 1
+        ));
+        assert!(matches!(one("CREATE TABLE t (a INT)"), Statement::CreateTable { kind: None, .. }));
+        assert!(matches!(one("CREATE USER alice WITH PASSWORD 'x' ROLE dba"), Statement::CreateUser { .. }));
+        assert!(matches!(one("ALTER USER alice SET ROLE dba"), Statement::AlterUser { .. }));
+        assert!(matches!(one("EXECUTE AS USER 'alice' (SELECT 1)"), Statement::ExecuteAs { .. }));
+        assert!(matches!(one("DESC TABLE t HISTORY"), Statement::DescribeTable { history: true, .. }));
+        assert!(matches!(one("SELECT 1"), Statement::Sql(_)));
+    }
+
+    #[test]
+    fn batches_split_on_semicolons_outside_quotes_and_comments() {
+        let all = parse_statements("SELECT ';'; -- x; y\n SELECT 2;; /* ; */ SELECT 3").unwrap();
+        assert_eq!(all.len(), 3);
+    }
+
+    #[test]
+    fn garbage_is_a_syntax_error() {
+        assert!(matches!(parse_statements("SELEC 1"), Err(QueryError::Syntax(_))));
+        assert!(matches!(parse_statements("SELECT 1 SELECT 2"), Err(QueryError::Syntax(_))));
+    }
+}

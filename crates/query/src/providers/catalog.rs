@@ -1,0 +1,105 @@
+//! A DataFusion catalog built per statement from a [`CatalogSnapshot`]: a namespace is a
+//! schema, a table a provider, and nothing is ever registered: a table exists for queries
+//! exactly when it is in the catalog.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use calamus_domain::model::TableKind;
+use calamus_domain::{CatalogSnapshot, NamespaceId, Partition, RowStore, TableId, TableName, UserId};
+use datafusion::catalog::{CatalogProvider, SchemaProvider};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::TableProvider;
+
+use super::kv_table::KvTable;
+use super::system::{system_table, SYSTEM_TABLES};
+
+/// What one statement may read, and as whom.
+#[derive(Debug, Clone)]
+pub struct TableAccess {
+    /// The catalog the statement sees.
+    pub snapshot: Arc<CatalogSnapshot>,
+    /// The rows.
+    pub rows: Arc<dyn RowStore>,
+    /// Whose partitions USER and STREAM tables read.
+    pub user: UserId,
+    /// The table an UPDATE or DELETE targets: its provider exposes the hidden row id.
+    pub dml_target: Option<TableId>,
+}
+
+/// The catalog of one statement.
+#[derive(Debug)]
+pub struct SessionCatalog {
+    access: Arc<TableAccess>,
+}
+
+impl SessionCatalog {
+    /// A catalog over `access`.
+    pub fn new(access: TableAccess) -> Self {
+        Self { access: Arc::new(access) }
+    }
+}
+
+impl CatalogProvider for SessionCatalog {
+
+    fn schema_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.access.snapshot.namespaces.keys().map(|n| n.to_string()).collect();
+        names.push(NamespaceId::system().to_string());
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        let namespace = NamespaceId::new(name).ok()?;
+        if namespace == NamespaceId::system() || self.access.snapshot.has_namespace(&namespace) {
+            Some(Arc::new(NamespaceSchema { namespace, access: Arc::clone(&self.access) }))
+        } else {
+            None
+        }
+    }
+}
+
+/// One namespace as a DataFusion schema.
+#[derive(Debug)]
+struct NamespaceSchema {
+    namespace: NamespaceId,
+    access: Arc<TableAccess>,
+}
+
+#[async_trait]
+impl SchemaProvider for NamespaceSchema {
+
+    fn table_names(&self) -> Vec<String> {
+        if self.namespace == NamespaceId::system() {
+            return SYSTEM_TABLES.iter().map(|t| (*t).to_owned()).collect();
+        }
+        self.access.snapshot.tables_in(&self.namespace).map(|t| t.id.table.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if self.namespace == NamespaceId::system() {
+            return system_table(name, &self.access.snapshot);
+        }
+        let Ok(table_name) = TableName::new(name) else { return Ok(None) };
+        let id = TableId::new(self.namespace.clone(), table_name);
+        let Some(table) = self.access.snapshot.table(&id) else { return Ok(None) };
+        let partition = match table.kind {
+            TableKind::User | TableKind::Stream => Partition::User(self.access.user.clone()),
+            TableKind::Shared => Partition::Shared,
+        };
+        let with_row_id = self.access.dml_target.as_ref() == Some(&id);
+        Ok(Some(Arc::new(KvTable::new(Arc::clone(table), partition, Arc::clone(&self.access.rows), with_row_id))))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        if self.namespace == NamespaceId::system() {
+            return SYSTEM_TABLES.contains(&name);
+        }
+        TableName::new(name)
+            .map(|t| self.access.snapshot.table(&TableId::new(self.namespace.clone(), t)).is_some())
+            .unwrap_or(false)
+    }
+
+    fn register_table(&self, name: String, _table: Arc<dyn TableProvider>) -> Result<Option<Arc<dyn TableProvider>>> {
+        Err(DataFusionError::Plan(format!("tables are created with CREATE TABLE, not registered ('{name}')")))
+    }
+}

@@ -1,0 +1,183 @@
+//! The table provider of USER, SHARED and STREAM tables: one scan of one partition.
+//!
+//! Isolation is enforced here, where rows are read: a provider is built per statement for
+//! the session's partition, and its scan reads that partition's key range and nothing else,
+//! whatever the SQL around it (joins, subqueries, UNION, CTEs all scan through here).
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BinaryBuilder, BooleanArray, Int64Array};
+use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use async_trait::async_trait;
+use calamus_domain::arrow_rows::{build_array, table_schema};
+use calamus_domain::model::{TableDefinition, DELETED_COLUMN};
+use calamus_domain::{Partition, RowStore, ScanRequest, StoredRow};
+use datafusion::catalog::Session;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::stream::RecordBatchReceiverStream;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::key_range::{is_primary_key_filter, row_id_range};
+
+/// The hidden column UPDATE and DELETE read to know which stored row a result row is.
+pub const ROW_ID_COLUMN: &str = "__calamus_row_id";
+
+/// One table's rows in one partition, as DataFusion sees them.
+#[derive(Debug)]
+pub struct KvTable {
+    table: Arc<TableDefinition>,
+    partition: Partition,
+    rows: Arc<dyn RowStore>,
+    schema: SchemaRef,
+}
+
+impl KvTable {
+    /// A provider for `table` reading `partition`; with `with_row_id`, the schema ends with
+    /// the hidden [`ROW_ID_COLUMN`] (only for the target of an UPDATE or DELETE).
+    pub fn new(table: Arc<TableDefinition>, partition: Partition, rows: Arc<dyn RowStore>, with_row_id: bool) -> Self {
+        let mut schema = table_schema(&table);
+        if with_row_id {
+            let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(Field::new(ROW_ID_COLUMN, ArrowType::Binary, false));
+            schema = Arc::new(Schema::new(fields));
+        }
+        Self { table, partition, rows, schema }
+    }
+}
+
+fn mentions_deleted(filter: &Expr) -> bool {
+    filter.column_refs().iter().any(|c| c.name == DELETED_COLUMN)
+}
+
+#[async_trait]
+impl TableProvider for KvTable {
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if mentions_deleted(f) || is_primary_key_filter(self.table.schema(), f) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        // Soft-deleted rows are hidden unless the query asks about `_deleted` itself.
+        let include_deleted = filters.iter().any(mentions_deleted);
+        let range = row_id_range(self.table.schema(), filters);
+        let projection: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let projected = Arc::new(self.schema.project(&projection)?);
+        // A limit is only safe to push when no filter is left for DataFusion to apply.
+        let request = ScanRequest { start: range.start, end: range.end, include_deleted, reverse: false, limit: None };
+        let stream = KvPartitionStream {
+            table: Arc::clone(&self.table),
+            partition: self.partition.clone(),
+            rows: Arc::clone(&self.rows),
+            request,
+            projection,
+            schema: Arc::clone(&projected),
+        };
+        let exec = StreamingTableExec::try_new(projected, vec![Arc::new(stream)], None, Vec::new(), false, limit)?;
+        Ok(Arc::new(exec))
+    }
+}
+
+/// The rows of one scan, read on a blocking thread and sent as Arrow batches.
+#[derive(Debug)]
+struct KvPartitionStream {
+    table: Arc<TableDefinition>,
+    partition: Partition,
+    rows: Arc<dyn RowStore>,
+    request: ScanRequest,
+    /// Positions in the full schema: user columns, `_seq`, [`_deleted`], [row id].
+    projection: Vec<usize>,
+    schema: SchemaRef,
+}
+
+impl PartitionStream for KvPartitionStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let batch_size = ctx.session_config().batch_size().max(1);
+        let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&self.schema), 2);
+        let tx = builder.tx();
+        let table = Arc::clone(&self.table);
+        let partition = self.partition.clone();
+        let rows = Arc::clone(&self.rows);
+        let request = self.request.clone();
+        let projection = self.projection.clone();
+        let schema = Arc::clone(&self.schema);
+        builder.spawn_blocking(move || {
+            let external = |e: calamus_domain::DomainError| DataFusionError::External(Box::new(e));
+            let mut iter = rows.scan(&table, &partition, request).map_err(external)?;
+            loop {
+                let mut chunk = Vec::with_capacity(batch_size);
+                for row in iter.by_ref().take(batch_size) {
+                    chunk.push(row.map_err(external)?);
+                }
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+                let done = chunk.len() < batch_size;
+                let batch = rows_to_batch(&table, &projection, &schema, &chunk)?;
+                if tx.blocking_send(Ok(batch)).is_err() || done {
+                    return Ok(()); // The consumer went away, or there is nothing more.
+                }
+            }
+        });
+        builder.build()
+    }
+}
+
+/// Builds the projected batch of `rows`.
+fn rows_to_batch(table: &TableDefinition, projection: &[usize], schema: &SchemaRef, rows: &[StoredRow]) -> Result<RecordBatch> {
+    let columns = &table.schema().columns;
+    let seq_index = columns.len();
+    let deleted_index = table.kind.has_soft_delete().then_some(seq_index + 1);
+    let arrays = projection
+        .iter()
+        .map(|&i| -> Result<ArrayRef> {
+            if i < seq_index {
+                build_array(&columns[i].data_type, rows.len(), |r| &rows[r].version.values[i])
+                    .map_err(|e| DataFusionError::External(Box::new(e)))
+            } else if i == seq_index {
+                Ok(Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.version.seq))))
+            } else if Some(i) == deleted_index {
+                Ok(Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.version.deleted)))))
+            } else {
+                let mut b = BinaryBuilder::with_capacity(rows.len(), rows.len() * 8);
+                for r in rows {
+                    b.append_value(&r.row_id);
+                }
+                Ok(Arc::new(b.finish()))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    Ok(RecordBatch::try_new_with_options(Arc::clone(schema), arrays, &options)?)
+}
