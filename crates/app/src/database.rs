@@ -65,7 +65,10 @@ pub struct Database {
 
 impl fmt::Debug for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Database").field("backend", &self.backend).field("data_dir", &self.data_dir).finish()
+        f.debug_struct("Database")
+            .field("backend", &self.backend)
+            .field("data_dir", &self.data_dir)
+            .finish()
     }
 }
 
@@ -75,7 +78,10 @@ const STORE_DIR: &str = "store";
 const BACKEND_MARKER: &str = "BACKEND";
 
 fn data_dir_error(path: &Path, reason: impl Into<String>) -> AppError {
-    AppError::DataDirectory { path: path.display().to_string(), reason: reason.into() }
+    AppError::DataDirectory {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Checks (or, for a new directory, writes) the marker naming the backend that owns the
@@ -95,7 +101,10 @@ fn check_backend_marker(data_dir: &Path, backend: StorageBackend) -> Result<(), 
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if data_dir.join(STORE_DIR).exists() {
-                return Err(data_dir_error(data_dir, "it holds a store without a BACKEND marker; refusing to guess"));
+                return Err(data_dir_error(
+                    data_dir,
+                    "it holds a store without a BACKEND marker; refusing to guess",
+                ));
             }
             std::fs::write(&marker, format!("{backend}\n")).map_err(|e| data_dir_error(data_dir, e.to_string()))
         }
@@ -118,7 +127,12 @@ impl Database {
         let seq = Arc::new(SnowflakeGenerator::new(0, 0));
         let rows = Arc::new(KvRowStore::new(Arc::clone(&kv), Arc::clone(&seq)));
         let engine = Arc::new(QueryEngine::new(catalog, rows, seq));
-        Ok(Self { engine, kv, backend, data_dir: data_dir.to_path_buf() })
+        Ok(Self {
+            engine,
+            kv,
+            backend,
+            data_dir: data_dir.to_path_buf(),
+        })
     }
 }
 

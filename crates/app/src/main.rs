@@ -45,7 +45,12 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Exec { data_dir, storage, user, command } => runtime.block_on(exec(&data_dir, storage, &user, &command)),
+        Command::Exec {
+            data_dir,
+            storage,
+            user,
+            command,
+        } => runtime.block_on(exec(&data_dir, storage, &user, &command)),
     }
 }
 

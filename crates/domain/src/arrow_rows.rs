@@ -11,7 +11,7 @@ use arrow::array::{
 use arrow::datatypes::{Field, Schema, SchemaRef};
 
 use crate::error::{DomainError, DomainResult};
-use crate::model::{ColumnDefinition, TableDefinition, DELETED_COLUMN, SEQ_COLUMN};
+use crate::model::{ColumnDefinition, DELETED_COLUMN, SEQ_COLUMN, TableDefinition};
 use crate::types::{DataType, Value};
 
 /// The Arrow field of a user column.
@@ -81,7 +81,13 @@ pub fn array_values(array: &dyn Array, data_type: &DataType) -> DomainResult<Vec
                 DomainError::InvalidValue(format!("expected an array of {data_type}, got {}", array.data_type()))
             })?;
             (0..a.len())
-                .map(|i| if a.is_null(i) { Value::Null } else { Value::$variant($conv(a.value(i))) })
+                .map(|i| {
+                    if a.is_null(i) {
+                        Value::Null
+                    } else {
+                        Value::$variant($conv(a.value(i)))
+                    }
+                })
                 .collect()
         }};
     }
@@ -114,14 +120,23 @@ mod tests {
             (DataType::BigInt, Value::BigInt(i64::MIN)),
             (DataType::Float, Value::Float(1.5)),
             (DataType::Double, Value::Double(-2.25)),
-            (DataType::Decimal { precision: 10, scale: 2 }, Value::Decimal(12345)),
+            (
+                DataType::Decimal {
+                    precision: 10,
+                    scale: 2,
+                },
+                Value::Decimal(12345),
+            ),
             (DataType::Text, Value::Text("héllo".into())),
             (DataType::Bytes, Value::Bytes(vec![0, 255])),
             (DataType::Json, Value::Text("{}".into())),
             (DataType::Timestamp, Value::Timestamp(1_700_000_000_000_000)),
             (DataType::Date, Value::Date(19_000)),
             (DataType::Time, Value::Time(3_600_000_000)),
-            (DataType::Uuid, Value::Text("0190b4a2-0000-7000-8000-000000000000".into())),
+            (
+                DataType::Uuid,
+                Value::Text("0190b4a2-0000-7000-8000-000000000000".into()),
+            ),
         ];
         for (data_type, value) in cases {
             let values = [value.clone(), Value::Null];

@@ -45,7 +45,10 @@ impl RowCodec {
         for (i, c) in schema.columns.iter().enumerate() {
             positions[c.id as usize] = Some(i);
         }
-        Self { schema: schema.clone(), positions }
+        Self {
+            schema: schema.clone(),
+            positions,
+        }
     }
 
     /// The schema rows are decoded for.
@@ -250,7 +253,8 @@ impl<'a> Reader<'a> {
             7 => Value::Decimal(i128::from_le_bytes(self.array()?)),
             8 => {
                 let bytes = self.len_bytes()?;
-                let text = std::str::from_utf8(bytes).map_err(|_| DomainError::Corrupt("stored text is not UTF-8".into()))?;
+                let text =
+                    std::str::from_utf8(bytes).map_err(|_| DomainError::Corrupt("stored text is not UTF-8".into()))?;
                 Value::Text(text.to_owned())
             }
             9 => Value::Bytes(self.len_bytes()?.to_vec()),

@@ -12,7 +12,11 @@ pub type DomainResult<T> = Result<T, DomainError>;
 pub enum DomainError {
     /// An identifier failed validation.
     #[error("invalid {kind} '{name}': {reason}")]
-    InvalidIdentifier { kind: &'static str, name: String, reason: String },
+    InvalidIdentifier {
+        kind: &'static str,
+        name: String,
+        reason: String,
+    },
 
     /// A name is reserved for the server.
     #[error("{kind} '{name}' is reserved")]
@@ -31,7 +35,9 @@ pub enum DomainError {
     NamespaceExists { namespace: String },
 
     /// A namespace still holds tables.
-    #[error("namespace '{namespace}' still holds tables ({tables}); drop them first or use DROP NAMESPACE {namespace} CASCADE")]
+    #[error(
+        "namespace '{namespace}' still holds tables ({tables}); drop them first or use DROP NAMESPACE {namespace} CASCADE"
+    )]
     NamespaceNotEmpty { namespace: String, tables: String },
 
     /// A table does not exist.

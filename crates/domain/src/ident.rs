@@ -139,7 +139,10 @@ impl NamespaceId {
     pub fn new_user_namespace(raw: &str) -> DomainResult<Self> {
         let id = Self::new(raw)?;
         if id.is_reserved() {
-            return Err(DomainError::ReservedName { kind: "namespace", name: id.0 });
+            return Err(DomainError::ReservedName {
+                kind: "namespace",
+                name: id.0,
+            });
         }
         Ok(id)
     }
@@ -155,7 +158,10 @@ impl ColumnName {
     pub fn new_user_column(raw: &str) -> DomainResult<Self> {
         let id = Self::new(raw)?;
         if id.is_reserved() {
-            return Err(DomainError::ReservedName { kind: "column name", name: id.0 });
+            return Err(DomainError::ReservedName {
+                kind: "column name",
+                name: id.0,
+            });
         }
         Ok(id)
     }
@@ -209,7 +215,9 @@ mod tests {
 
     #[test]
     fn rejects_names_that_could_escape_a_key_or_path() {
-        for bad in ["", "a/b", "..", "a..b", "a\0b", "a\nb", "1abc", "a b", "naïve", "a-b", "a.b", "ｅ"] {
+        for bad in [
+            "", "a/b", "..", "a..b", "a\0b", "a\nb", "1abc", "a b", "naïve", "a-b", "a.b", "ｅ",
+        ] {
             assert!(NamespaceId::new(bad).is_err(), "{bad:?} accepted");
             assert!(UserId::new(bad).is_err(), "{bad:?} accepted");
         }

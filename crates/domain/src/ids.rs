@@ -5,12 +5,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Microseconds since the Unix epoch, now.
 pub fn now_micros() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_millis() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The epoch of Snowflake ids: 2024-01-01T00:00:00Z, in Unix milliseconds.
@@ -34,7 +40,10 @@ impl SnowflakeGenerator {
     /// A generator for `node` (0..1024), that will never hand out ids at or below `floor`
     /// (the highest id a previous run is known to have used).
     pub fn new(node: u16, floor: u64) -> Self {
-        Self { node: u64::from(node) & ((1 << NODE_BITS) - 1), last: AtomicU64::new(floor) }
+        Self {
+            node: u64::from(node) & ((1 << NODE_BITS) - 1),
+            last: AtomicU64::new(floor),
+        }
     }
 
     /// The next id.
@@ -44,7 +53,10 @@ impl SnowflakeGenerator {
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
             let next = if candidate > last { candidate } else { last + 1 };
-            match self.last.compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed) {
+            match self
+                .last
+                .compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
                 Ok(_) => return next as i64,
                 Err(seen) => last = seen,
             }

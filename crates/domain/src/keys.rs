@@ -89,7 +89,9 @@ pub fn encode_key_value(value: &Value) -> DomainResult<Vec<u8>> {
         Value::Text(s) => s.as_bytes().to_vec(),
         Value::Bytes(b) => b.clone(),
         Value::Float(_) | Value::Double(_) => {
-            return Err(DomainError::InvalidDefinition("floating-point columns cannot be primary keys".into()));
+            return Err(DomainError::InvalidDefinition(
+                "floating-point columns cannot be primary keys".into(),
+            ));
         }
     })
 }

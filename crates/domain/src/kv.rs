@@ -26,7 +26,10 @@ pub struct KeyRange {
 impl KeyRange {
     /// Every key of the keyspace.
     pub fn all() -> Self {
-        Self { start: Bound::Unbounded, end: Bound::Unbounded }
+        Self {
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+        }
     }
 
     /// Every key that starts with `prefix`.
@@ -35,12 +38,18 @@ impl KeyRange {
             Some(next) => Bound::Excluded(next),
             None => Bound::Unbounded,
         };
-        Self { start: Bound::Included(prefix.to_vec()), end }
+        Self {
+            start: Bound::Included(prefix.to_vec()),
+            end,
+        }
     }
 
     /// Keys in `[start, end)`.
     pub fn half_open(start: Vec<u8>, end: Vec<u8>) -> Self {
-        Self { start: Bound::Included(start), end: Bound::Excluded(end) }
+        Self {
+            start: Bound::Included(start),
+            end: Bound::Excluded(end),
+        }
     }
 
     /// Whether `key` lies inside this range.
@@ -76,11 +85,19 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
     /// Set `key` to `value` in `keyspace`, replacing any previous value.
-    Put { keyspace: String, key: Vec<u8>, value: Vec<u8> },
+    Put {
+        keyspace: String,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
     /// Remove `key` from `keyspace`; removing an absent key is not an error.
     Delete { keyspace: String, key: Vec<u8> },
     /// Remove every key in `[start, end)` of `keyspace`.
-    DeleteRange { keyspace: String, start: Vec<u8>, end: Vec<u8> },
+    DeleteRange {
+        keyspace: String,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    },
 }
 
 /// Operations applied all together or not at all, in order (a later op on the same key wins).
@@ -97,17 +114,28 @@ impl WriteBatch {
 
     /// Adds a put.
     pub fn put(&mut self, keyspace: &str, key: Vec<u8>, value: Vec<u8>) {
-        self.ops.push(WriteOp::Put { keyspace: keyspace.to_owned(), key, value });
+        self.ops.push(WriteOp::Put {
+            keyspace: keyspace.to_owned(),
+            key,
+            value,
+        });
     }
 
     /// Adds a point delete.
     pub fn delete(&mut self, keyspace: &str, key: Vec<u8>) {
-        self.ops.push(WriteOp::Delete { keyspace: keyspace.to_owned(), key });
+        self.ops.push(WriteOp::Delete {
+            keyspace: keyspace.to_owned(),
+            key,
+        });
     }
 
     /// Adds a delete of every key in `[start, end)`.
     pub fn delete_range(&mut self, keyspace: &str, start: Vec<u8>, end: Vec<u8>) {
-        self.ops.push(WriteOp::DeleteRange { keyspace: keyspace.to_owned(), start, end });
+        self.ops.push(WriteOp::DeleteRange {
+            keyspace: keyspace.to_owned(),
+            start,
+            end,
+        });
     }
 
     /// The operations, in the order they were added.

@@ -49,7 +49,10 @@ fn encode<T: Serialize>(value: &T) -> DomainResult<Vec<u8>> {
 
 fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> DomainResult<T> {
     serde_json::from_slice(bytes).map_err(|e| {
-        DomainError::Corrupt(format!("catalog record '{}' cannot be read: {e}", String::from_utf8_lossy(key)))
+        DomainError::Corrupt(format!(
+            "catalog record '{}' cannot be read: {e}",
+            String::from_utf8_lossy(key)
+        ))
     })
 }
 
@@ -67,7 +70,11 @@ impl KvCatalog {
     pub fn open(kv: Arc<dyn KvEngine>) -> DomainResult<Self> {
         kv.create_keyspace(SYSTEM_KEYSPACE)?;
         let snapshot = Self::load(kv.as_ref())?;
-        let catalog = Self { kv, current: RwLock::new(Arc::new(snapshot)), writer: Mutex::new(()) };
+        let catalog = Self {
+            kv,
+            current: RwLock::new(Arc::new(snapshot)),
+            writer: Mutex::new(()),
+        };
         catalog.bootstrap()?;
         Ok(catalog)
     }
@@ -103,8 +110,17 @@ impl KvCatalog {
         let mut batch = WriteBatch::new();
         let default_ns = NamespaceId::default_namespace();
         if !snapshot.namespaces.contains_key(&default_ns) {
-            let ns = Namespace { id: default_ns.clone(), options: Default::default(), created_at: now, updated_at: now };
-            batch.put(SYSTEM_KEYSPACE, key(NAMESPACE_PREFIX, default_ns.as_str()), encode(&ns)?);
+            let ns = Namespace {
+                id: default_ns.clone(),
+                options: Default::default(),
+                created_at: now,
+                updated_at: now,
+            };
+            batch.put(
+                SYSTEM_KEYSPACE,
+                key(NAMESPACE_PREFIX, default_ns.as_str()),
+                encode(&ns)?,
+            );
         }
         if !snapshot.users.contains_key(&UserId::root()) {
             let root = User {
@@ -162,9 +178,15 @@ impl Catalog for KvCatalog {
     async fn create_namespace(&self, namespace: Namespace) -> DomainResult<()> {
         self.apply(|snap, batch| {
             if snap.namespaces.contains_key(&namespace.id) {
-                return Err(DomainError::NamespaceExists { namespace: namespace.id.to_string() });
+                return Err(DomainError::NamespaceExists {
+                    namespace: namespace.id.to_string(),
+                });
             }
-            batch.put(SYSTEM_KEYSPACE, key(NAMESPACE_PREFIX, namespace.id.as_str()), encode(&namespace)?);
+            batch.put(
+                SYSTEM_KEYSPACE,
+                key(NAMESPACE_PREFIX, namespace.id.as_str()),
+                encode(&namespace)?,
+            );
             snap.namespaces.insert(namespace.id.clone(), namespace);
             Ok(())
         })
@@ -173,9 +195,15 @@ impl Catalog for KvCatalog {
     async fn update_namespace(&self, namespace: Namespace) -> DomainResult<()> {
         self.apply(|snap, batch| {
             if !snap.namespaces.contains_key(&namespace.id) {
-                return Err(DomainError::NamespaceNotFound { namespace: namespace.id.to_string() });
+                return Err(DomainError::NamespaceNotFound {
+                    namespace: namespace.id.to_string(),
+                });
             }
-            batch.put(SYSTEM_KEYSPACE, key(NAMESPACE_PREFIX, namespace.id.as_str()), encode(&namespace)?);
+            batch.put(
+                SYSTEM_KEYSPACE,
+                key(NAMESPACE_PREFIX, namespace.id.as_str()),
+                encode(&namespace)?,
+            );
             snap.namespaces.insert(namespace.id.clone(), namespace);
             Ok(())
         })
@@ -184,7 +212,9 @@ impl Catalog for KvCatalog {
     async fn drop_namespace(&self, namespace: &NamespaceId, tables: Vec<TableId>) -> DomainResult<()> {
         self.apply(|snap, batch| {
             if !snap.namespaces.contains_key(namespace) {
-                return Err(DomainError::NamespaceNotFound { namespace: namespace.to_string() });
+                return Err(DomainError::NamespaceNotFound {
+                    namespace: namespace.to_string(),
+                });
             }
             let remaining: Vec<String> = snap
                 .tables_in(namespace)
@@ -192,7 +222,10 @@ impl Catalog for KvCatalog {
                 .map(|t| t.id.table.to_string())
                 .collect();
             if !remaining.is_empty() {
-                return Err(DomainError::NamespaceNotEmpty { namespace: namespace.to_string(), tables: remaining.join(", ") });
+                return Err(DomainError::NamespaceNotEmpty {
+                    namespace: namespace.to_string(),
+                    tables: remaining.join(", "),
+                });
             }
             for table in &tables {
                 batch.delete(SYSTEM_KEYSPACE, table_key(table));
@@ -208,12 +241,19 @@ impl Catalog for KvCatalog {
         let _guard = self.writer.lock();
         let current = match self.kv.get(SYSTEM_KEYSPACE, NEXT_UID_KEY.as_bytes())? {
             Some(bytes) => u64::from_be_bytes(
-                bytes.as_slice().try_into().map_err(|_| DomainError::Corrupt("the table uid counter is malformed".into()))?,
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| DomainError::Corrupt("the table uid counter is malformed".into()))?,
             ),
             None => 1,
         };
         let mut batch = WriteBatch::new();
-        batch.put(SYSTEM_KEYSPACE, NEXT_UID_KEY.as_bytes().to_vec(), (current + 1).to_be_bytes().to_vec());
+        batch.put(
+            SYSTEM_KEYSPACE,
+            NEXT_UID_KEY.as_bytes().to_vec(),
+            (current + 1).to_be_bytes().to_vec(),
+        );
         self.kv.write(batch)?;
         Ok(current)
     }
@@ -221,10 +261,14 @@ impl Catalog for KvCatalog {
     async fn create_table(&self, table: TableDefinition) -> DomainResult<()> {
         self.apply(|snap, batch| {
             if !snap.namespaces.contains_key(&table.id.namespace) {
-                return Err(DomainError::NamespaceNotFound { namespace: table.id.namespace.to_string() });
+                return Err(DomainError::NamespaceNotFound {
+                    namespace: table.id.namespace.to_string(),
+                });
             }
             if snap.tables.contains_key(&table.id) {
-                return Err(DomainError::TableExists { table: table.id.to_string() });
+                return Err(DomainError::TableExists {
+                    table: table.id.to_string(),
+                });
             }
             batch.put(SYSTEM_KEYSPACE, table_key(&table.id), encode(&table)?);
             snap.tables.insert(table.id.clone(), Arc::new(table));
@@ -235,7 +279,9 @@ impl Catalog for KvCatalog {
     async fn update_table(&self, table: TableDefinition) -> DomainResult<()> {
         self.apply(|snap, batch| {
             if !snap.tables.contains_key(&table.id) {
-                return Err(DomainError::TableNotFound { table: table.id.to_string() });
+                return Err(DomainError::TableNotFound {
+                    table: table.id.to_string(),
+                });
             }
             batch.put(SYSTEM_KEYSPACE, table_key(&table.id), encode(&table)?);
             snap.tables.insert(table.id.clone(), Arc::new(table));
@@ -246,7 +292,9 @@ impl Catalog for KvCatalog {
     async fn drop_table(&self, table: &TableId) -> DomainResult<TableDefinition> {
         let mut dropped = None;
         self.apply(|snap, batch| {
-            let def = snap.tables.remove(table).ok_or_else(|| DomainError::TableNotFound { table: table.to_string() })?;
+            let def = snap.tables.remove(table).ok_or_else(|| DomainError::TableNotFound {
+                table: table.to_string(),
+            })?;
             batch.delete(SYSTEM_KEYSPACE, table_key(table));
             dropped = Some((*def).clone());
             Ok(())
@@ -257,8 +305,16 @@ impl Catalog for KvCatalog {
     async fn put_user(&self, user: User, replace: bool) -> DomainResult<()> {
         self.apply(|snap, batch| {
             match (snap.users.contains_key(&user.id), replace) {
-                (true, false) => return Err(DomainError::UserExists { user: user.id.to_string() }),
-                (false, true) => return Err(DomainError::UserNotFound { user: user.id.to_string() }),
+                (true, false) => {
+                    return Err(DomainError::UserExists {
+                        user: user.id.to_string(),
+                    });
+                }
+                (false, true) => {
+                    return Err(DomainError::UserNotFound {
+                        user: user.id.to_string(),
+                    });
+                }
                 _ => {}
             }
             batch.put(SYSTEM_KEYSPACE, key(USER_PREFIX, user.id.as_str()), encode(&user)?);
@@ -279,7 +335,11 @@ impl Catalog for KvCatalog {
 
     async fn put_storage(&self, storage: StorageDefinition) -> DomainResult<()> {
         self.apply(|snap, batch| {
-            batch.put(SYSTEM_KEYSPACE, key(STORAGE_PREFIX, storage.id.as_str()), encode(&storage)?);
+            batch.put(
+                SYSTEM_KEYSPACE,
+                key(STORAGE_PREFIX, storage.id.as_str()),
+                encode(&storage)?,
+            );
             snap.storages.insert(storage.id.clone(), storage);
             Ok(())
         })
@@ -288,7 +348,9 @@ impl Catalog for KvCatalog {
     async fn drop_storage(&self, storage: &StorageId) -> DomainResult<()> {
         self.apply(|snap, batch| {
             if snap.storages.remove(storage).is_none() {
-                return Err(DomainError::StorageNotFound { storage: storage.to_string() });
+                return Err(DomainError::StorageNotFound {
+                    storage: storage.to_string(),
+                });
             }
             batch.delete(SYSTEM_KEYSPACE, key(STORAGE_PREFIX, storage.as_str()));
             Ok(())

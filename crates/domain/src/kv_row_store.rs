@@ -18,9 +18,9 @@ use parking_lot::Mutex;
 
 use crate::codec::{RowCodec, RowVersion};
 use crate::error::{DomainError, DomainResult};
-use crate::ids::{now_millis, snowflake_floor_for_millis, SnowflakeGenerator};
-use crate::keys::{encode_internal_row_id, encode_key_value, row_id_of, split_user_key, Partition};
-use crate::kv::{prefix_successor, KeyRange, KvEngine, WriteBatch};
+use crate::ids::{SnowflakeGenerator, now_millis, snowflake_floor_for_millis};
+use crate::keys::{Partition, encode_internal_row_id, encode_key_value, row_id_of, split_user_key};
+use crate::kv::{KeyRange, KvEngine, WriteBatch, prefix_successor};
 use crate::model::{TableDefinition, TableKind};
 use crate::row_store::{RowChange, RowIter, RowStore, ScanRequest, StoredRow};
 use crate::types::Value;
@@ -44,7 +44,11 @@ impl std::fmt::Debug for KvRowStore {
 impl KvRowStore {
     /// A row store writing to `kv`, with `_seq` values from `seq`.
     pub fn new(kv: Arc<dyn KvEngine>, seq: Arc<SnowflakeGenerator>) -> Self {
-        Self { kv, seq, table_locks: Mutex::new(HashMap::new()) }
+        Self {
+            kv,
+            seq,
+            table_locks: Mutex::new(HashMap::new()),
+        }
     }
 
     fn lock_for(&self, table: &TableDefinition) -> Arc<Mutex<()>> {
@@ -108,7 +112,11 @@ impl KvRowStore {
     }
 
     /// Primary-key values of live STREAM rows of a partition (streams are keyed by `_seq`).
-    fn live_stream_keys(&self, table: &TableDefinition, partition: &Partition) -> DomainResult<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+    fn live_stream_keys(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+    ) -> DomainResult<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
         let pk = table.schema().primary_key_position();
         let mut out = Vec::new();
         for row in self.scan(table, partition, ScanRequest::all())? {
@@ -120,10 +128,18 @@ impl KvRowStore {
     }
 
     fn duplicate(table: &TableDefinition, value: &Value) -> DomainError {
-        DomainError::DuplicateKey { table: table.id.to_string(), key: value.to_string() }
+        DomainError::DuplicateKey {
+            table: table.id.to_string(),
+            key: value.to_string(),
+        }
     }
 
-    fn insert_stream(&self, table: &TableDefinition, partition: &Partition, rows: Vec<Vec<Value>>) -> DomainResult<Vec<StoredRow>> {
+    fn insert_stream(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+        rows: Vec<Vec<Value>>,
+    ) -> DomainResult<Vec<StoredRow>> {
         let keyspace = table.keyspace();
         let codec = RowCodec::new(table.schema());
         let existing = self.live_stream_keys(table, partition)?;
@@ -140,11 +156,19 @@ impl KvRowStore {
             }
             let seq = self.seq.next_id();
             let row_id = encode_internal_row_id(seq as u64).to_vec();
-            let version = RowVersion { seq, deleted: false, values };
+            let version = RowVersion {
+                seq,
+                deleted: false,
+                values,
+            };
             let key = partition.row_key(&row_id);
             batch.put(&keyspace, key.clone(), codec.encode(&version)?);
             keys.push(key);
-            written.push(StoredRow { row_id, user: partition.user().map(|u| u.to_string()), version });
+            written.push(StoredRow {
+                row_id,
+                user: partition.user().map(|u| u.to_string()),
+                version,
+            });
         }
         if let Some(max) = table.options.max_rows {
             let excess = keys.len().saturating_sub(max as usize);
@@ -169,7 +193,12 @@ impl RowStore for KvRowStore {
         Ok(())
     }
 
-    async fn insert(&self, table: &TableDefinition, partition: &Partition, rows: Vec<Vec<Value>>) -> DomainResult<Vec<StoredRow>> {
+    async fn insert(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+        rows: Vec<Vec<Value>>,
+    ) -> DomainResult<Vec<StoredRow>> {
         Self::check_partition(table, partition)?;
         let lock = self.lock_for(table);
         let _guard = lock.lock();
@@ -194,15 +223,28 @@ impl RowStore for KvRowStore {
                 }
                 None => encode_internal_row_id(seq as u64).to_vec(),
             };
-            let version = RowVersion { seq, deleted: false, values };
+            let version = RowVersion {
+                seq,
+                deleted: false,
+                values,
+            };
             batch.put(&keyspace, partition.row_key(&row_id), codec.encode(&version)?);
-            written.push(StoredRow { row_id, user: partition.user().map(|u| u.to_string()), version });
+            written.push(StoredRow {
+                row_id,
+                user: partition.user().map(|u| u.to_string()),
+                version,
+            });
         }
         self.kv.write(batch)?;
         Ok(written)
     }
 
-    async fn write_changes(&self, table: &TableDefinition, partition: &Partition, changes: Vec<RowChange>) -> DomainResult<Vec<StoredRow>> {
+    async fn write_changes(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+        changes: Vec<RowChange>,
+    ) -> DomainResult<Vec<StoredRow>> {
         Self::check_partition(table, partition)?;
         let lock = self.lock_for(table);
         let _guard = lock.lock();
@@ -229,12 +271,24 @@ impl RowStore for KvRowStore {
             let seq = self.seq.next_id();
             if change.delete {
                 if table.kind.has_soft_delete() {
-                    let version = RowVersion { seq, deleted: true, values: old.values };
+                    let version = RowVersion {
+                        seq,
+                        deleted: true,
+                        values: old.values,
+                    };
                     batch.put(&keyspace, old_key, codec.encode(&version)?);
-                    written.push(StoredRow { row_id: change.row_id, user: partition.user().map(|u| u.to_string()), version });
+                    written.push(StoredRow {
+                        row_id: change.row_id,
+                        user: partition.user().map(|u| u.to_string()),
+                        version,
+                    });
                 } else {
                     batch.delete(&keyspace, old_key);
-                    written.push(StoredRow { row_id: change.row_id, user: partition.user().map(|u| u.to_string()), version: old });
+                    written.push(StoredRow {
+                        row_id: change.row_id,
+                        user: partition.user().map(|u| u.to_string()),
+                        version: old,
+                    });
                 }
                 continue;
             }
@@ -244,13 +298,18 @@ impl RowStore for KvRowStore {
                 (_, Some(pk)) => encode_key_value(pk)?,
             };
             if new_row_id != change.row_id {
-                let moved_into_live = !vacated.contains(&new_row_id) && self.is_live(&keyspace, &partition.row_key(&new_row_id))?;
+                let moved_into_live =
+                    !vacated.contains(&new_row_id) && self.is_live(&keyspace, &partition.row_key(&new_row_id))?;
                 if moved_into_live || claimed.contains(&new_row_id) {
                     let pk = Self::primary_key_value(table, &change.values).expect("a key changed, so there is one");
                     return Err(Self::duplicate(table, pk));
                 }
                 // The old key keeps a deleted version, so cold copies of it stay hidden.
-                let tombstone = RowVersion { seq, deleted: true, values: old.values };
+                let tombstone = RowVersion {
+                    seq,
+                    deleted: true,
+                    values: old.values,
+                };
                 if !claimed.contains(&change.row_id) {
                     batch.put(&keyspace, old_key, codec.encode(&tombstone)?);
                 }
@@ -259,9 +318,17 @@ impl RowStore for KvRowStore {
                 return Err(Self::duplicate(table, pk));
             }
             claimed.insert(new_row_id.clone());
-            let version = RowVersion { seq: self.seq.next_id(), deleted: false, values: change.values };
+            let version = RowVersion {
+                seq: self.seq.next_id(),
+                deleted: false,
+                values: change.values,
+            };
             batch.put(&keyspace, partition.row_key(&new_row_id), codec.encode(&version)?);
-            written.push(StoredRow { row_id: new_row_id, user: partition.user().map(|u| u.to_string()), version });
+            written.push(StoredRow {
+                row_id: new_row_id,
+                user: partition.user().map(|u| u.to_string()),
+                version,
+            });
         }
         self.kv.write(batch)?;
         Ok(written)
@@ -393,13 +460,21 @@ impl ChunkedScan {
         let mut fetched = 0;
         let mut last_key = None;
         let user = self.partition.user().map(|u| u.to_string());
-        for pair in self.kv.scan(&self.keyspace, self.range.clone(), self.reverse)?.take(SCAN_CHUNK) {
+        for pair in self
+            .kv
+            .scan(&self.keyspace, self.range.clone(), self.reverse)?
+            .take(SCAN_CHUNK)
+        {
             let (key, value) = pair?;
             fetched += 1;
             let version = self.codec.decode(&value)?;
             if self.include_deleted || !version.deleted {
                 let row_id = row_id_of(&self.partition, &key).to_vec();
-                self.buffer.push_back(StoredRow { row_id, user: user.clone(), version });
+                self.buffer.push_back(StoredRow {
+                    row_id,
+                    user: user.clone(),
+                    version,
+                });
             }
             last_key = Some(key);
         }

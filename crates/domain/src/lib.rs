@@ -28,7 +28,7 @@ pub use codec::{RowCodec, RowVersion};
 pub use error::{DomainError, DomainResult};
 pub use ident::{ColumnName, NamespaceId, StorageId, TableId, TableName, UserId};
 pub use keys::Partition;
-pub use kv::{prefix_successor, KeyRange, KvEngine, KvIter, KvPair, WriteBatch, WriteOp};
+pub use kv::{KeyRange, KvEngine, KvIter, KvPair, WriteBatch, WriteOp, prefix_successor};
 pub use kv_catalog::KvCatalog;
 pub use kv_row_store::KvRowStore;
 pub use row_store::{RowChange, RowIter, RowStore, ScanRequest, StoredRow};

@@ -50,7 +50,13 @@ pub struct ScanRequest {
 impl ScanRequest {
     /// Every live row of the partition, in key order.
     pub fn all() -> Self {
-        Self { start: Bound::Unbounded, end: Bound::Unbounded, include_deleted: false, reverse: false, limit: None }
+        Self {
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+            include_deleted: false,
+            reverse: false,
+            limit: None,
+        }
     }
 }
 

@@ -51,9 +51,17 @@ impl QueryEngine {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(false);
         let mut builder = SessionStateBuilder::new().with_config(config).with_default_features();
-        builder.scalar_functions().get_or_insert_with(Vec::new).extend(id_functions(&snowflake).into_iter().map(Arc::new));
+        builder
+            .scalar_functions()
+            .get_or_insert_with(Vec::new)
+            .extend(id_functions(&snowflake).into_iter().map(Arc::new));
         let base_state = builder.build();
-        Self { catalog, rows, snowflake, base_state }
+        Self {
+            catalog,
+            rows,
+            snowflake,
+            base_state,
+        }
     }
 
     /// The catalog port.
@@ -65,13 +73,21 @@ impl QueryEngine {
     pub fn session_for(&self, user: &str) -> QueryResult<Session> {
         let id = UserId::new(user)?;
         let snapshot = self.catalog.snapshot();
-        let record = snapshot.users.get(&id).ok_or_else(|| DomainError::UserNotFound { user: id.to_string() })?;
+        let record = snapshot
+            .users
+            .get(&id)
+            .ok_or_else(|| DomainError::UserNotFound { user: id.to_string() })?;
         Ok(Session::new(id, record.role))
     }
 
     /// Runs every statement of `sql` in order, giving each one's output. The first failure
     /// stops the batch (earlier statements stay applied). `params` fill `$1..$n`.
-    pub async fn execute(&self, session: &mut Session, sql: &str, params: &[ScalarValue]) -> QueryResult<Vec<StatementOutput>> {
+    pub async fn execute(
+        &self,
+        session: &mut Session,
+        sql: &str,
+        params: &[ScalarValue],
+    ) -> QueryResult<Vec<StatementOutput>> {
         let statements = parse_statements(sql)?;
         if statements.is_empty() {
             return Err(QueryError::InvalidStatement("the SQL holds no statement".into()));
@@ -84,23 +100,42 @@ impl QueryEngine {
     }
 
     /// Runs one parsed statement.
-    pub async fn run(&self, session: &mut Session, statement: Statement, params: &[ScalarValue]) -> QueryResult<StatementOutput> {
+    pub async fn run(
+        &self,
+        session: &mut Session,
+        statement: Statement,
+        params: &[ScalarValue],
+    ) -> QueryResult<StatementOutput> {
         match statement {
-            Statement::CreateNamespace { name, if_not_exists } => ddl::namespace::create(self, &name, if_not_exists).await,
+            Statement::CreateNamespace { name, if_not_exists } => {
+                ddl::namespace::create(self, &name, if_not_exists).await
+            }
             Statement::AlterNamespace { name, options } => ddl::namespace::alter(self, &name, options).await,
-            Statement::DropNamespace { name, if_exists, cascade } => ddl::namespace::drop(self, &name, if_exists, cascade).await,
+            Statement::DropNamespace {
+                name,
+                if_exists,
+                cascade,
+            } => ddl::namespace::drop(self, &name, if_exists, cascade).await,
             Statement::ShowNamespaces => show::namespaces(self),
             Statement::Use { namespace } => ddl::namespace::use_namespace(self, session, &namespace),
-            Statement::CreateTable { kind, create, legacy_options } => {
-                ddl::create_table::create(self, session, kind, *create, legacy_options).await
+            Statement::CreateTable {
+                kind,
+                create,
+                legacy_options,
+            } => ddl::create_table::create(self, session, kind, *create, legacy_options).await,
+            Statement::DropTable { kind, name, if_exists } => {
+                ddl::table::drop(self, session, kind, &name, if_exists).await
             }
-            Statement::DropTable { kind, name, if_exists } => ddl::table::drop(self, session, kind, &name, if_exists).await,
             Statement::ShowTables { namespace } => show::tables(self, namespace.as_ref()),
             Statement::DescribeTable { name, history } => show::describe(self, session, &name, history),
             Statement::ShowStats { name } => show::stats(self, session, &name).await,
-            Statement::CreateUser { name, if_not_exists, password, role, email } => {
-                ddl::user::create(self, &name, if_not_exists, password, role, email).await
-            }
+            Statement::CreateUser {
+                name,
+                if_not_exists,
+                password,
+                role,
+                email,
+            } => ddl::user::create(self, &name, if_not_exists, password, role, email).await,
             Statement::AlterUser { name, change } => ddl::user::alter(self, &name, change).await,
             Statement::DropUser { name, if_exists } => ddl::user::drop(self, &name, if_exists).await,
             Statement::ExecuteAs { user, statement } => {
@@ -108,21 +143,28 @@ impl QueryEngine {
                 Box::pin(self.run(&mut as_user, *statement, params)).await
             }
             Statement::Index { table, create } => ddl::table::index(self, session, table.as_ref(), create),
-            Statement::NotAvailable { feature } => {
-                Err(QueryError::Unsupported(format!("{feature} is not available in this version of Calamus")))
-            }
+            Statement::NotAvailable { feature } => Err(QueryError::Unsupported(format!(
+                "{feature} is not available in this version of Calamus"
+            ))),
             Statement::Sql(statement) => self.run_sql(session, *statement, params).await,
         }
     }
 
-    async fn run_sql(&self, session: &mut Session, statement: SqlStatement, params: &[ScalarValue]) -> QueryResult<StatementOutput> {
+    async fn run_sql(
+        &self,
+        session: &mut Session,
+        statement: SqlStatement,
+        params: &[ScalarValue],
+    ) -> QueryResult<StatementOutput> {
         match statement {
             SqlStatement::Query(_) => {
                 let state = self.state_for(session, None);
                 let (schema, batches) = self.query(&state, statement, params).await?;
                 Ok(StatementOutput::Rows { schema, batches })
             }
-            SqlStatement::Explain { statement: ref inner, .. } if matches!(inner.as_ref(), SqlStatement::Query(_)) => {
+            SqlStatement::Explain {
+                statement: ref inner, ..
+            } if matches!(inner.as_ref(), SqlStatement::Query(_)) => {
                 let state = self.state_for(session, None);
                 let (schema, batches) = self.query(&state, statement, params).await?;
                 Ok(StatementOutput::Rows { schema, batches })
@@ -131,7 +173,10 @@ impl QueryEngine {
             SqlStatement::Update(update) => dml::modify::update(self, session, update, params).await,
             SqlStatement::Delete(delete) => dml::modify::delete(self, session, delete, params).await,
             SqlStatement::AlterTable(alter) => ddl::alter_table::run(self, session, alter).await,
-            other => Err(QueryError::Unsupported(format!("the statement '{}' is not supported", first_words(&other)))),
+            other => Err(QueryError::Unsupported(format!(
+                "the statement '{}' is not supported",
+                first_words(&other)
+            ))),
         }
     }
 
@@ -150,7 +195,10 @@ impl QueryEngine {
                 caller.role, target.role
             )));
         }
-        Ok(Session { namespace: caller.namespace.clone(), ..target })
+        Ok(Session {
+            namespace: caller.namespace.clone(),
+            ..target
+        })
     }
 
     /// A DataFusion state for one statement of `session`; `dml_target`'s provider exposes
@@ -170,7 +218,10 @@ impl QueryEngine {
             .with_config(config)
             .with_catalog_list(Arc::new(catalogs) as Arc<dyn CatalogProviderList>);
         for udf in session_functions(session.user.as_str(), session.role.as_str()) {
-            builder.scalar_functions().get_or_insert_with(Vec::new).push(Arc::new(udf));
+            builder
+                .scalar_functions()
+                .get_or_insert_with(Vec::new)
+                .push(Arc::new(udf));
         }
         builder.build()
     }
@@ -182,11 +233,20 @@ impl QueryEngine {
         statement: SqlStatement,
         params: &[ScalarValue],
     ) -> QueryResult<(SchemaRef, Vec<RecordBatch>)> {
-        let plan = state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
-        if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Statement(_)) {
+        let plan = state
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await?;
+        if matches!(
+            plan,
+            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Statement(_)
+        ) {
             return Err(QueryError::Unsupported("only queries run through this path".into()));
         }
-        let plan = if params.is_empty() { plan } else { plan.with_param_values(params.to_vec())? };
+        let plan = if params.is_empty() {
+            plan
+        } else {
+            plan.with_param_values(params.to_vec())?
+        };
         let frame = DataFrame::new(state.clone(), plan);
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let batches = frame.collect().await?;
@@ -212,5 +272,10 @@ impl QueryEngine {
 
 /// The first words of a statement, to name it in an error without echoing all of it.
 fn first_words(statement: &SqlStatement) -> String {
-    statement.to_string().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    statement
+        .to_string()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -103,7 +103,9 @@ impl QueryError {
     /// The kind of failure, for mapping to a protocol status.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            QueryError::Syntax(_) | QueryError::InvalidStatement(_) | QueryError::Unsupported(_) => ErrorKind::InvalidSql,
+            QueryError::Syntax(_) | QueryError::InvalidStatement(_) | QueryError::Unsupported(_) => {
+                ErrorKind::InvalidSql
+            }
             QueryError::InvalidParameter(_) => ErrorKind::Execution,
             QueryError::PermissionDenied(_) => ErrorKind::PermissionDenied,
             QueryError::Domain(e) => match e {
@@ -118,9 +120,9 @@ impl QueryError {
                 | DomainError::DuplicateKey { .. }
                 | DomainError::NamespaceNotEmpty { .. }
                 | DomainError::Constraint(_) => ErrorKind::Conflict,
-                DomainError::InvalidIdentifier { .. } | DomainError::ReservedName { .. } | DomainError::InvalidDefinition(_) => {
-                    ErrorKind::InvalidSql
-                }
+                DomainError::InvalidIdentifier { .. }
+                | DomainError::ReservedName { .. }
+                | DomainError::InvalidDefinition(_) => ErrorKind::InvalidSql,
                 DomainError::ColumnNotFound { .. } | DomainError::InvalidValue(_) => ErrorKind::Execution,
                 DomainError::KeyspaceNotFound { .. }
                 | DomainError::Corrupt(_)

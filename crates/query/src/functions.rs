@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, StringArray};
 use arrow::datatypes::DataType;
-use calamus_domain::ids::{new_ulid, new_uuid_v7, SnowflakeGenerator};
+use calamus_domain::ids::{SnowflakeGenerator, new_ulid, new_uuid_v7};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 
@@ -54,7 +54,9 @@ impl ScalarUDFImpl for GeneratedId {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows.max(1);
         let array: ArrayRef = match self.kind {
-            IdKind::Snowflake => Arc::new(Int64Array::from_iter_values((0..rows).map(|_| self.snowflake.next_id()))),
+            IdKind::Snowflake => Arc::new(Int64Array::from_iter_values(
+                (0..rows).map(|_| self.snowflake.next_id()),
+            )),
             IdKind::UuidV7 => Arc::new(StringArray::from_iter_values((0..rows).map(|_| new_uuid_v7()))),
             IdKind::Ulid => Arc::new(StringArray::from_iter_values((0..rows).map(|_| new_ulid()))),
         };
@@ -87,17 +89,21 @@ impl ScalarUDFImpl for SessionText {
 
 /// The id-making functions, sharing the server's Snowflake generator.
 pub fn id_functions(snowflake: &Arc<SnowflakeGenerator>) -> Vec<ScalarUDF> {
-    [(IdKind::Snowflake, "snowflake_id"), (IdKind::UuidV7, "uuid_v7"), (IdKind::Ulid, "ulid")]
-        .into_iter()
-        .map(|(kind, name)| {
-            ScalarUDF::from(GeneratedId {
-                kind,
-                name,
-                signature: Signature::nullary(Volatility::Volatile),
-                snowflake: Arc::clone(snowflake),
-            })
+    [
+        (IdKind::Snowflake, "snowflake_id"),
+        (IdKind::UuidV7, "uuid_v7"),
+        (IdKind::Ulid, "ulid"),
+    ]
+    .into_iter()
+    .map(|(kind, name)| {
+        ScalarUDF::from(GeneratedId {
+            kind,
+            name,
+            signature: Signature::nullary(Volatility::Volatile),
+            snowflake: Arc::clone(snowflake),
         })
-        .collect()
+    })
+    .collect()
 }
 
 /// `current_user()` and `current_role()` for one session.
@@ -105,7 +111,11 @@ pub fn session_functions(user: &str, role: &str) -> Vec<ScalarUDF> {
     [("current_user", user), ("current_role", role)]
         .into_iter()
         .map(|(name, value)| {
-            ScalarUDF::from(SessionText { name, value: value.to_owned(), signature: Signature::nullary(Volatility::Stable) })
+            ScalarUDF::from(SessionText {
+                name,
+                value: value.to_owned(),
+                signature: Signature::nullary(Volatility::Stable),
+            })
         })
         .collect()
 }

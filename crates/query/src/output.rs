@@ -25,7 +25,10 @@ pub enum StatementOutput {
 impl StatementOutput {
     /// An `Affected` output.
     pub fn affected(row_count: u64, message: impl Into<String>) -> Self {
-        StatementOutput::Affected { row_count, message: message.into() }
+        StatementOutput::Affected {
+            row_count,
+            message: message.into(),
+        }
     }
 
     /// Number of rows returned or affected.

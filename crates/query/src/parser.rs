@@ -19,9 +19,13 @@ pub const MAX_STATEMENTS: usize = 10_000;
 /// Parses `sql` into its statements (split on `;`, quotes and comments respected).
 pub fn parse_statements(sql: &str) -> QueryResult<Vec<Statement>> {
     let dialect = GenericDialect {};
-    let tokens = Tokenizer::new(&dialect, sql).tokenize_with_location().map_err(|e| QueryError::Syntax(e.to_string()))?;
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| QueryError::Syntax(e.to_string()))?;
     let tokens = call_forms_of_session_functions(tokens);
-    let mut parser = Parser::new(&dialect).with_recursion_limit(64).with_tokens_with_locations(tokens);
+    let mut parser = Parser::new(&dialect)
+        .with_recursion_limit(64)
+        .with_tokens_with_locations(tokens);
     let mut statements = Vec::new();
     loop {
         while parser.consume_token(&Token::SemiColon) {}
@@ -29,13 +33,17 @@ pub fn parse_statements(sql: &str) -> QueryResult<Vec<Statement>> {
             break;
         }
         if statements.len() == MAX_STATEMENTS {
-            return Err(QueryError::InvalidStatement(format!("a request may hold at most {MAX_STATEMENTS} statements")));
+            return Err(QueryError::InvalidStatement(format!(
+                "a request may hold at most {MAX_STATEMENTS} statements"
+            )));
         }
         let statement = CalamusParser { parser: &mut parser }.parse_statement()?;
         statements.push(statement);
         let next = parser.peek_token().token;
         if next != Token::SemiColon && next != Token::EOF {
-            return Err(QueryError::Syntax(format!("expected ';' or the end of the statement, found {next}")));
+            return Err(QueryError::Syntax(format!(
+                "expected ';' or the end of the statement, found {next}"
+            )));
         }
     }
     Ok(statements)
@@ -45,13 +53,17 @@ pub fn parse_statements(sql: &str) -> QueryResult<Vec<Statement>> {
 /// parentheses; SQL.md also allows the call form `CURRENT_USER()`. A keyword directly
 /// followed by `()` is turned into a plain word, so it parses as a function call.
 fn call_forms_of_session_functions(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
-    let significant: Vec<usize> =
-        (0..tokens.len()).filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_))).collect();
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect();
     for w in significant.windows(3) {
         let followed_by_call = tokens[w[1]].token == Token::LParen && tokens[w[2]].token == Token::RParen;
         if let Token::Word(word) = &mut tokens[w[0]].token
             && followed_by_call
-            && matches!(word.keyword, Keyword::CURRENT_USER | Keyword::CURRENT_ROLE | Keyword::SESSION_USER | Keyword::USER)
+            && matches!(
+                word.keyword,
+                Keyword::CURRENT_USER | Keyword::CURRENT_ROLE | Keyword::SESSION_USER | Keyword::USER
+            )
             && word.quote_style.is_none()
         {
             word.keyword = Keyword::NoKeyword;
@@ -79,7 +91,10 @@ impl CalamusParser<'_, '_> {
     }
 
     fn words_are(&self, words: &[&str]) -> bool {
-        words.iter().enumerate().all(|(i, w)| self.word(i).as_deref() == Some(*w))
+        words
+            .iter()
+            .enumerate()
+            .all(|(i, w)| self.word(i).as_deref() == Some(*w))
     }
 
     /// Consumes the next words if they are exactly `words`.
@@ -98,12 +113,17 @@ impl CalamusParser<'_, '_> {
         if self.eat_words(words) {
             Ok(())
         } else {
-            Err(QueryError::Syntax(format!("expected {}, found {}", words.join(" "), self.parser.peek_token().token)))
+            Err(QueryError::Syntax(format!(
+                "expected {}, found {}",
+                words.join(" "),
+                self.parser.peek_token().token
+            )))
         }
     }
 
     fn if_not_exists(&mut self) -> bool {
-        self.parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS])
+        self.parser
+            .parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS])
     }
 
     fn if_exists(&mut self) -> bool {
@@ -124,7 +144,11 @@ impl CalamusParser<'_, '_> {
 
     /// A table kind word (`USER`, `SHARED`, `STREAM`) directly followed by `TABLE`.
     fn table_kind_then_table(&mut self) -> Option<Option<TableKind>> {
-        for (word, kind) in [("USER", TableKind::User), ("SHARED", TableKind::Shared), ("STREAM", TableKind::Stream)] {
+        for (word, kind) in [
+            ("USER", TableKind::User),
+            ("SHARED", TableKind::Shared),
+            ("STREAM", TableKind::Stream),
+        ] {
             if self.eat_words(&[word, "TABLE"]) {
                 return Some(Some(kind));
             }
@@ -145,7 +169,9 @@ impl CalamusParser<'_, '_> {
             "USE" => {
                 self.parser.next_token();
                 self.eat_words(&["NAMESPACE"]);
-                Ok(Statement::Use { namespace: self.ident()? })
+                Ok(Statement::Use {
+                    namespace: self.ident()?,
+                })
             }
             "DESCRIBE" | "DESC" if matches!(self.word(1).as_deref(), Some("TABLE")) => {
                 self.parser.next_token();
@@ -179,12 +205,22 @@ impl CalamusParser<'_, '_> {
         self.parser.next_token(); // CREATE
         if self.eat_words(&["NAMESPACE"]) {
             let if_not_exists = self.if_not_exists();
-            return Ok(Statement::CreateNamespace { if_not_exists, name: self.ident()? });
+            return Ok(Statement::CreateNamespace {
+                if_not_exists,
+                name: self.ident()?,
+            });
         }
         if let Some(kind) = self.table_kind_then_table() {
-            let create = self.parser.parse_create_table(false, false, None, false).map_err(syntax)?;
+            let create = self
+                .parser
+                .parse_create_table(false, false, None, false)
+                .map_err(syntax)?;
             let legacy_options = self.legacy_table_options()?;
-            return Ok(Statement::CreateTable { kind, create: Box::new(create), legacy_options });
+            return Ok(Statement::CreateTable {
+                kind,
+                create: Box::new(create),
+                legacy_options,
+            });
         }
         if self.eat_words(&["USER"]) {
             let if_not_exists = self.if_not_exists();
@@ -203,7 +239,13 @@ impl CalamusParser<'_, '_> {
                     break;
                 }
             }
-            return Ok(Statement::CreateUser { name, if_not_exists, password, role, email });
+            return Ok(Statement::CreateUser {
+                name,
+                if_not_exists,
+                password,
+                role,
+                email,
+            });
         }
         if self.words_are(&["STORAGE"]) {
             return self.not_available("storages (CREATE STORAGE)");
@@ -219,7 +261,10 @@ impl CalamusParser<'_, '_> {
             }
             let table = self.object_name()?;
             self.not_available("")?;
-            return Ok(Statement::Index { table: Some(table), create: true });
+            return Ok(Statement::Index {
+                table: Some(table),
+                create: true,
+            });
         }
         if unique {
             return Err(QueryError::Syntax("expected INDEX after CREATE UNIQUE".into()));
@@ -255,15 +300,26 @@ impl CalamusParser<'_, '_> {
             if !cascade {
                 self.eat_words(&["RESTRICT"]);
             }
-            return Ok(Statement::DropNamespace { name, if_exists, cascade });
+            return Ok(Statement::DropNamespace {
+                name,
+                if_exists,
+                cascade,
+            });
         }
         if let Some(kind) = self.table_kind_then_table() {
             let if_exists = self.if_exists();
-            return Ok(Statement::DropTable { kind, if_exists, name: self.object_name()? });
+            return Ok(Statement::DropTable {
+                kind,
+                if_exists,
+                name: self.object_name()?,
+            });
         }
         if self.eat_words(&["USER"]) {
             let if_exists = self.if_exists();
-            return Ok(Statement::DropUser { if_exists, name: self.ident()? });
+            return Ok(Statement::DropUser {
+                if_exists,
+                name: self.ident()?,
+            });
         }
         if self.words_are(&["STORAGE"]) {
             return self.not_available("storages (DROP STORAGE)");
@@ -271,7 +327,10 @@ impl CalamusParser<'_, '_> {
         if self.eat_words(&["INDEX"]) {
             self.if_exists();
             self.object_name()?;
-            return Ok(Statement::Index { table: None, create: false });
+            return Ok(Statement::Index {
+                table: None,
+                create: false,
+            });
         }
         self.parser.prev_token();
         Ok(Statement::Sql(Box::new(self.parser.parse_statement().map_err(syntax)?)))
@@ -311,7 +370,9 @@ impl CalamusParser<'_, '_> {
             } else if self.eat_words(&["EMAIL"]) {
                 UserChange::Email(self.string()?)
             } else {
-                return Err(QueryError::Syntax("ALTER USER takes SET PASSWORD 'p', SET ROLE r or SET EMAIL 'e'".into()));
+                return Err(QueryError::Syntax(
+                    "ALTER USER takes SET PASSWORD 'p', SET ROLE r or SET EMAIL 'e'".into(),
+                ));
             };
             return Ok(Statement::AlterUser { name, change });
         }
@@ -323,11 +384,17 @@ impl CalamusParser<'_, '_> {
             return Ok(Statement::ShowNamespaces);
         }
         if self.eat_words(&["SHOW", "TABLES"]) {
-            let namespace = if self.eat_words(&["IN"]) || self.eat_words(&["FROM"]) { Some(self.ident()?) } else { None };
+            let namespace = if self.eat_words(&["IN"]) || self.eat_words(&["FROM"]) {
+                Some(self.ident()?)
+            } else {
+                None
+            };
             return Ok(Statement::ShowTables { namespace });
         }
         if self.eat_words(&["SHOW", "STATS", "FOR", "TABLE"]) {
-            return Ok(Statement::ShowStats { name: self.object_name()? });
+            return Ok(Statement::ShowStats {
+                name: self.object_name()?,
+            });
         }
         if self.words_are(&["SHOW", "STORAGES"]) {
             return self.not_available("storages (SHOW STORAGES)");
@@ -343,7 +410,11 @@ impl CalamusParser<'_, '_> {
         let user = match self.parser.next_token().token {
             Token::SingleQuotedString(s) => s,
             Token::Word(w) => w.value,
-            other => return Err(QueryError::Syntax(format!("expected a user id after EXECUTE AS USER, found {other}"))),
+            other => {
+                return Err(QueryError::Syntax(format!(
+                    "expected a user id after EXECUTE AS USER, found {other}"
+                )));
+            }
         };
         self.parser.expect_token(&Token::LParen).map_err(syntax)?;
         let inner = self.parse_statement()?;
@@ -352,7 +423,10 @@ impl CalamusParser<'_, '_> {
         if matches!(inner, Statement::ExecuteAs { .. }) {
             return Err(QueryError::InvalidStatement("EXECUTE AS USER cannot be nested".into()));
         }
-        Ok(Statement::ExecuteAs { user, statement: Box::new(inner) })
+        Ok(Statement::ExecuteAs {
+            user,
+            statement: Box::new(inner),
+        })
     }
 }
 
@@ -368,21 +442,48 @@ mod tests {
 
     #[test]
     fn calamus_statements_parse() {
-        assert!(matches!(one("CREATE NAMESPACE IF NOT EXISTS app"), Statement::CreateNamespace { if_not_exists: true, .. }));
-        assert!(matches!(one("drop namespace app cascade"), Statement::DropNamespace { cascade: true, .. }));
+        assert!(matches!(
+            one("CREATE NAMESPACE IF NOT EXISTS app"),
+            Statement::CreateNamespace {
+                if_not_exists: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            one("drop namespace app cascade"),
+            Statement::DropNamespace { cascade: true, .. }
+        ));
         assert!(matches!(
             one("CREATE USER TABLE app.t (id INT PRIMARY KEY) WITH (FLUSH_POLICY = 'rows:10')"),
-            Statement::CreateTable { kind: Some(TableKind::User), .. }
+            Statement::CreateTable {
+                kind: Some(TableKind::User),
+                ..
+            }
         ));
         assert!(matches!(
             one("CREATE STREAM TABLE s (id INT) TTL 10"),
             Statement::CreateTable { kind: Some(TableKind::Stream), ref legacy_options, .. } if legacy_options.len() == 1
         ));
-        assert!(matches!(one("CREATE TABLE t (a INT)"), Statement::CreateTable { kind: None, .. }));
-        assert!(matches!(one("CREATE USER alice WITH PASSWORD 'x' ROLE dba"), Statement::CreateUser { .. }));
-        assert!(matches!(one("ALTER USER alice SET ROLE dba"), Statement::AlterUser { .. }));
-        assert!(matches!(one("EXECUTE AS USER 'alice' (SELECT 1)"), Statement::ExecuteAs { .. }));
-        assert!(matches!(one("DESC TABLE t HISTORY"), Statement::DescribeTable { history: true, .. }));
+        assert!(matches!(
+            one("CREATE TABLE t (a INT)"),
+            Statement::CreateTable { kind: None, .. }
+        ));
+        assert!(matches!(
+            one("CREATE USER alice WITH PASSWORD 'x' ROLE dba"),
+            Statement::CreateUser { .. }
+        ));
+        assert!(matches!(
+            one("ALTER USER alice SET ROLE dba"),
+            Statement::AlterUser { .. }
+        ));
+        assert!(matches!(
+            one("EXECUTE AS USER 'alice' (SELECT 1)"),
+            Statement::ExecuteAs { .. }
+        ));
+        assert!(matches!(
+            one("DESC TABLE t HISTORY"),
+            Statement::DescribeTable { history: true, .. }
+        ));
         assert!(matches!(one("SELECT 1"), Statement::Sql(_)));
     }
 
@@ -395,6 +496,9 @@ mod tests {
     #[test]
     fn garbage_is_a_syntax_error() {
         assert!(matches!(parse_statements("SELEC 1"), Err(QueryError::Syntax(_))));
-        assert!(matches!(parse_statements("SELECT 1 SELECT 2"), Err(QueryError::Syntax(_))));
+        assert!(matches!(
+            parse_statements("SELECT 1 SELECT 2"),
+            Err(QueryError::Syntax(_))
+        ));
     }
 }

@@ -17,7 +17,11 @@ pub struct Session {
 impl Session {
     /// A session for `user` with `role`, in the `default` namespace.
     pub fn new(user: UserId, role: Role) -> Self {
-        Self { user, role, namespace: NamespaceId::default_namespace() }
+        Self {
+            user,
+            role,
+            namespace: NamespaceId::default_namespace(),
+        }
     }
 
     /// The root session (role `system`).

@@ -16,10 +16,16 @@ use crate::session::Session;
 
 /// Rows of text-like columns: (name, array) pairs in order.
 fn rows(columns: Vec<(&str, ArrayRef)>) -> QueryResult<StatementOutput> {
-    let fields: Vec<Field> = columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect();
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+        .collect();
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(Arc::clone(&schema), columns.into_iter().map(|(_, a)| a).collect())?;
-    Ok(StatementOutput::Rows { schema, batches: vec![batch] })
+    Ok(StatementOutput::Rows {
+        schema,
+        batches: vec![batch],
+    })
 }
 
 fn text<I: IntoIterator<Item = Option<String>>>(values: I) -> ArrayRef {
@@ -32,7 +38,12 @@ pub fn namespaces(engine: &QueryEngine) -> QueryResult<StatementOutput> {
     let ns: Vec<_> = snapshot.namespaces.values().collect();
     rows(vec![
         ("namespace_id", text(ns.iter().map(|n| Some(n.id.to_string())))),
-        ("table_count", Arc::new(Int64Array::from_iter_values(ns.iter().map(|n| snapshot.tables_in(&n.id).count() as i64)))),
+        (
+            "table_count",
+            Arc::new(Int64Array::from_iter_values(
+                ns.iter().map(|n| snapshot.tables_in(&n.id).count() as i64),
+            )),
+        ),
     ])
 }
 
@@ -43,9 +54,16 @@ pub fn tables(engine: &QueryEngine, namespace: Option<&Ident>) -> QueryResult<St
     if let Some(ns) = &filter
         && !snapshot.has_namespace(ns)
     {
-        return Err(DomainError::NamespaceNotFound { namespace: ns.to_string() }.into());
+        return Err(DomainError::NamespaceNotFound {
+            namespace: ns.to_string(),
+        }
+        .into());
     }
-    let t: Vec<_> = snapshot.tables.values().filter(|t| filter.as_ref().is_none_or(|ns| &t.id.namespace == ns)).collect();
+    let t: Vec<_> = snapshot
+        .tables
+        .values()
+        .filter(|t| filter.as_ref().is_none_or(|ns| &t.id.namespace == ns))
+        .collect();
     rows(vec![
         ("namespace_id", text(t.iter().map(|t| Some(t.id.namespace.to_string())))),
         ("table_name", text(t.iter().map(|t| Some(t.id.table.to_string())))),
@@ -54,11 +72,22 @@ pub fn tables(engine: &QueryEngine, namespace: Option<&Ident>) -> QueryResult<St
 }
 
 /// `DESCRIBE TABLE t [HISTORY]`.
-pub fn describe(engine: &QueryEngine, session: &Session, name: &ObjectName, history: bool) -> QueryResult<StatementOutput> {
+pub fn describe(
+    engine: &QueryEngine,
+    session: &Session,
+    name: &ObjectName,
+    history: bool,
+) -> QueryResult<StatementOutput> {
     let id = engine.resolve_table(session, name)?;
     let snapshot = engine.catalog.snapshot();
-    let table = snapshot.table(&id).ok_or_else(|| DomainError::TableNotFound { table: id.to_string() })?;
-    let schemas: Vec<_> = if history { table.schemas.iter().collect() } else { vec![table.schema()] };
+    let table = snapshot
+        .table(&id)
+        .ok_or_else(|| DomainError::TableNotFound { table: id.to_string() })?;
+    let schemas: Vec<_> = if history {
+        table.schemas.iter().collect()
+    } else {
+        vec![table.schema()]
+    };
     let mut entries = Vec::new();
     for schema in schemas {
         for (i, c) in schema.columns.iter().enumerate() {
@@ -66,15 +95,49 @@ pub fn describe(engine: &QueryEngine, session: &Session, name: &ObjectName, hist
         }
     }
     let mut columns = vec![
-        ("column_name", text(entries.iter().map(|(.., c)| Some(c.name.to_string())))),
-        ("data_type", text(entries.iter().map(|(.., c)| Some(c.data_type.sql_name())))),
-        ("is_nullable", Arc::new(BooleanArray::from_iter(entries.iter().map(|(s, _, c)| Some(c.nullable && s.primary_key != Some(c.id))))) as ArrayRef),
-        ("is_primary_key", Arc::new(BooleanArray::from_iter(entries.iter().map(|(s, _, c)| Some(s.primary_key == Some(c.id)))))),
-        ("default_value", text(entries.iter().map(|(.., c)| c.default.as_ref().map(|d| d.sql())))),
-        ("ordinal", Arc::new(Int64Array::from_iter_values(entries.iter().map(|(_, i, _)| *i as i64 + 1)))),
+        (
+            "column_name",
+            text(entries.iter().map(|(.., c)| Some(c.name.to_string()))),
+        ),
+        (
+            "data_type",
+            text(entries.iter().map(|(.., c)| Some(c.data_type.sql_name()))),
+        ),
+        (
+            "is_nullable",
+            Arc::new(BooleanArray::from_iter(
+                entries
+                    .iter()
+                    .map(|(s, _, c)| Some(c.nullable && s.primary_key != Some(c.id))),
+            )) as ArrayRef,
+        ),
+        (
+            "is_primary_key",
+            Arc::new(BooleanArray::from_iter(
+                entries.iter().map(|(s, _, c)| Some(s.primary_key == Some(c.id))),
+            )),
+        ),
+        (
+            "default_value",
+            text(entries.iter().map(|(.., c)| c.default.as_ref().map(|d| d.sql()))),
+        ),
+        (
+            "ordinal",
+            Arc::new(Int64Array::from_iter_values(
+                entries.iter().map(|(_, i, _)| *i as i64 + 1),
+            )),
+        ),
     ];
     if history {
-        columns.insert(0, ("schema_version", Arc::new(Int64Array::from_iter_values(entries.iter().map(|(s, ..)| s.version as i64)))));
+        columns.insert(
+            0,
+            (
+                "schema_version",
+                Arc::new(Int64Array::from_iter_values(
+                    entries.iter().map(|(s, ..)| s.version as i64),
+                )),
+            ),
+        );
     }
     rows(columns)
 }
@@ -84,7 +147,11 @@ pub fn describe(engine: &QueryEngine, session: &Session, name: &ObjectName, hist
 pub async fn stats(engine: &QueryEngine, session: &Session, name: &ObjectName) -> QueryResult<StatementOutput> {
     let id = engine.resolve_table(session, name)?;
     let snapshot = engine.catalog.snapshot();
-    let table = Arc::clone(snapshot.table(&id).ok_or_else(|| DomainError::TableNotFound { table: id.to_string() })?);
+    let table = Arc::clone(
+        snapshot
+            .table(&id)
+            .ok_or_else(|| DomainError::TableNotFound { table: id.to_string() })?,
+    );
     let partition = match table.kind {
         TableKind::Shared => Partition::Shared,
         _ => Partition::User(session.user.clone()),

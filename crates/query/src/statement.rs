@@ -20,18 +20,33 @@ pub enum Statement {
     /// `CREATE NAMESPACE [IF NOT EXISTS] ns`.
     CreateNamespace { name: Ident, if_not_exists: bool },
     /// `ALTER NAMESPACE ns SET OPTIONS (k = 'v', ...)`.
-    AlterNamespace { name: Ident, options: Vec<(String, String)> },
+    AlterNamespace {
+        name: Ident,
+        options: Vec<(String, String)>,
+    },
     /// `DROP NAMESPACE [IF EXISTS] ns [RESTRICT | CASCADE]`.
-    DropNamespace { name: Ident, if_exists: bool, cascade: bool },
+    DropNamespace {
+        name: Ident,
+        if_exists: bool,
+        cascade: bool,
+    },
     /// `SHOW NAMESPACES`.
     ShowNamespaces,
     /// `USE [NAMESPACE] ns`.
     Use { namespace: Ident },
     /// `CREATE [USER | SHARED | STREAM] TABLE ...`, with the older trailing option forms
     /// (`FLUSH ROWS n`, `TTL n`, `BUFFER_SIZE n`) collected as `legacy_options`.
-    CreateTable { kind: Option<TableKind>, create: Box<CreateTable>, legacy_options: Vec<(String, Expr)> },
+    CreateTable {
+        kind: Option<TableKind>,
+        create: Box<CreateTable>,
+        legacy_options: Vec<(String, Expr)>,
+    },
     /// `DROP [USER | SHARED | STREAM] TABLE [IF EXISTS] t`.
-    DropTable { kind: Option<TableKind>, name: ObjectName, if_exists: bool },
+    DropTable {
+        kind: Option<TableKind>,
+        name: ObjectName,
+        if_exists: bool,
+    },
     /// `SHOW TABLES [IN ns]`.
     ShowTables { namespace: Option<Ident> },
     /// `DESCRIBE TABLE t [HISTORY]`.
@@ -39,7 +54,13 @@ pub enum Statement {
     /// `SHOW STATS FOR TABLE t`.
     ShowStats { name: ObjectName },
     /// `CREATE USER [IF NOT EXISTS] u WITH PASSWORD 'p' [ROLE r] [EMAIL 'e']`.
-    CreateUser { name: Ident, if_not_exists: bool, password: Option<String>, role: Option<String>, email: Option<String> },
+    CreateUser {
+        name: Ident,
+        if_not_exists: bool,
+        password: Option<String>,
+        role: Option<String>,
+        email: Option<String>,
+    },
     /// `ALTER USER u SET ...`.
     AlterUser { name: Ident, change: UserChange },
     /// `DROP USER [IF EXISTS] u`.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef};
-use arrow::compute::{cast_with_options, CastOptions};
+use arrow::compute::{CastOptions, cast_with_options};
 use arrow::util::display::FormatOptions;
 use calamus_domain::arrow_rows::array_values;
 use calamus_domain::{DataType, DomainError, Value};
@@ -26,7 +26,9 @@ pub fn column_type(sql: &SqlType) -> QueryResult<(DataType, bool)> {
         S::BigInt(_) | S::Int8(_) | S::Int64 => plain(DataType::BigInt),
         S::Real | S::Float4 | S::Float32 => plain(DataType::Float),
         S::Float(info) => match info {
-            ExactNumberInfo::Precision(p) | ExactNumberInfo::PrecisionAndScale(p, _) if *p > 24 => plain(DataType::Double),
+            ExactNumberInfo::Precision(p) | ExactNumberInfo::PrecisionAndScale(p, _) if *p > 24 => {
+                plain(DataType::Double)
+            }
             ExactNumberInfo::None => plain(DataType::Float),
             _ => plain(DataType::Float),
         },
@@ -56,11 +58,18 @@ pub fn column_type(sql: &SqlType) -> QueryResult<(DataType, bool)> {
         | S::TinyText
         | S::MediumText
         | S::LongText => plain(DataType::Text),
-        S::Bytea | S::Blob(_) | S::Binary(_) | S::Varbinary(_) | S::Bytes(_) | S::TinyBlob | S::MediumBlob | S::LongBlob => {
-            plain(DataType::Bytes)
-        }
+        S::Bytea
+        | S::Blob(_)
+        | S::Binary(_)
+        | S::Varbinary(_)
+        | S::Bytes(_)
+        | S::TinyBlob
+        | S::MediumBlob
+        | S::LongBlob => plain(DataType::Bytes),
         S::JSON | S::JSONB => plain(DataType::Json),
-        S::Timestamp(_, tz) if matches!(tz, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => plain(DataType::Timestamp),
+        S::Timestamp(_, tz) if matches!(tz, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
+            plain(DataType::Timestamp)
+        }
         S::Datetime(_) => plain(DataType::Timestamp),
         S::Date => plain(DataType::Date),
         S::Time(_, _) => plain(DataType::Time),
@@ -93,7 +102,10 @@ pub fn column_values(array: &ArrayRef, data_type: &DataType, column: &str) -> Qu
     let cast: ArrayRef = if array.data_type() == &target {
         Arc::clone(array)
     } else {
-        let options = CastOptions { safe: false, format_options: FormatOptions::default() };
+        let options = CastOptions {
+            safe: false,
+            format_options: FormatOptions::default(),
+        };
         cast_with_options(array, &target, &options).map_err(|e| {
             QueryError::Domain(DomainError::InvalidValue(format!(
                 "cannot store a value of type {} in column '{column}' of type {data_type}: {e}",
@@ -140,7 +152,14 @@ fn uuid_text(text: &str) -> Option<String> {
         return None;
     }
     let h = hex.to_ascii_lowercase();
-    Some(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
 }
 
 #[cfg(test)]
@@ -149,7 +168,10 @@ mod tests {
 
     #[test]
     fn uuid_text_is_canonical() {
-        assert_eq!(uuid_text("0190B4A2-0000-7000-8000-000000000000").unwrap(), "0190b4a2-0000-7000-8000-000000000000");
+        assert_eq!(
+            uuid_text("0190B4A2-0000-7000-8000-000000000000").unwrap(),
+            "0190b4a2-0000-7000-8000-000000000000"
+        );
         assert!(uuid_text("not-a-uuid").is_none());
     }
 }

@@ -10,7 +10,7 @@ pub use job::{JobRecord, JobStatus};
 pub use namespace::Namespace;
 pub use storage::StorageDefinition;
 pub use table::{
-    AccessLevel, ColumnDefault, ColumnDefinition, DefaultFunction, FlushPolicy, StoredValue, TableDefinition,
-    TableKind, TableOptions, TableSchema, DELETED_COLUMN, SEQ_COLUMN,
+    AccessLevel, ColumnDefault, ColumnDefinition, DELETED_COLUMN, DefaultFunction, FlushPolicy, SEQ_COLUMN,
+    StoredValue, TableDefinition, TableKind, TableOptions, TableSchema,
 };
-pub use user::{hash_password, verify_password, Role, User};
+pub use user::{Role, User, hash_password, verify_password};

@@ -105,7 +105,10 @@ impl FlushPolicy {
         let mut policy = FlushPolicy::default();
         for part in raw.split(',') {
             let (key, value) = part.trim().split_once(':').ok_or_else(|| bad("missing ':'"))?;
-            let n: u64 = value.trim().parse().map_err(|_| bad("the value is not a positive integer"))?;
+            let n: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| bad("the value is not a positive integer"))?;
             if n == 0 {
                 return Err(bad("the value must be greater than 0"));
             }
@@ -200,7 +203,11 @@ impl TableOptions {
                         "STREAM tables need the option TTL_SECONDS (for example WITH (TTL_SECONDS = 60))".into(),
                     ));
                 }
-                Some(0) => return Err(DomainError::InvalidDefinition("TTL_SECONDS must be greater than 0".into())),
+                Some(0) => {
+                    return Err(DomainError::InvalidDefinition(
+                        "TTL_SECONDS must be greater than 0".into(),
+                    ));
+                }
                 Some(_) => {}
             }
             if self.max_rows == Some(0) {
@@ -410,7 +417,9 @@ pub struct TableDefinition {
 impl TableDefinition {
     /// The current schema.
     pub fn schema(&self) -> &TableSchema {
-        self.schemas.last().expect("a table always has at least one schema version")
+        self.schemas
+            .last()
+            .expect("a table always has at least one schema version")
     }
 
     /// The keyspace holding the table's hot rows.

@@ -29,28 +29,45 @@ pub async fn run(engine: &QueryEngine, session: &Session, alter: AlterTable) -> 
     schema.created_at = now_micros();
     let table_name = id.to_string();
     for operation in alter.operations {
-        let options_only = matches!(operation, AlterTableOperation::SetOptionsParens { .. } | AlterTableOperation::SetTblProperties { .. });
+        let options_only = matches!(
+            operation,
+            AlterTableOperation::SetOptionsParens { .. } | AlterTableOperation::SetTblProperties { .. }
+        );
         if table.kind == TableKind::Stream && !options_only {
-            return Err(QueryError::InvalidStatement(format!("STREAM table {id} can only change its options (SET (...))")));
+            return Err(QueryError::InvalidStatement(format!(
+                "STREAM table {id} can only change its options (SET (...))"
+            )));
         }
         match operation {
-            AlterTableOperation::AddColumn { if_not_exists, column_def, column_position: None, .. } => {
+            AlterTableOperation::AddColumn {
+                if_not_exists,
+                column_def,
+                column_position: None,
+                ..
+            } => {
                 let (mut column, is_pk) = column_definition(engine, session, &column_def, table.next_column_id).await?;
                 if schema.column(column.name.as_str()).is_some() {
                     if if_not_exists {
                         continue;
                     }
-                    return Err(DomainError::ColumnExists { table: table_name, column: column.name.to_string() }.into());
+                    return Err(DomainError::ColumnExists {
+                        table: table_name,
+                        column: column.name.to_string(),
+                    }
+                    .into());
                 }
                 if is_pk {
-                    return Err(QueryError::Unsupported("adding a primary key column to an existing table".into()));
+                    return Err(QueryError::Unsupported(
+                        "adding a primary key column to an existing table".into(),
+                    ));
                 }
                 column.added_in_version = schema.version;
                 column.missing_value = match &column.default {
                     Some(ColumnDefault::Literal { value, .. }) => Some(value.clone()),
                     _ => None,
                 };
-                if !column.nullable && column.missing_value.as_ref().is_none_or(|v| *v == StoredValue::Null)
+                if !column.nullable
+                    && column.missing_value.as_ref().is_none_or(|v| *v == StoredValue::Null)
                     && engine.rows.has_live_rows(&table).await?
                 {
                     return Err(QueryError::Domain(DomainError::Constraint(format!(
@@ -61,7 +78,11 @@ pub async fn run(engine: &QueryEngine, session: &Session, alter: AlterTable) -> 
                 table.next_column_id += 1;
                 schema.columns.push(column);
             }
-            AlterTableOperation::DropColumn { column_names, if_exists, .. } => {
+            AlterTableOperation::DropColumn {
+                column_names,
+                if_exists,
+                ..
+            } => {
                 for name in column_names {
                     let name = ColumnName::new(&name.value)?;
                     let Some(position) = schema.position(name.as_str()) else {
@@ -71,35 +92,53 @@ pub async fn run(engine: &QueryEngine, session: &Session, alter: AlterTable) -> 
                         return Err(column_not_found(&table_name, &name));
                     };
                     if schema.primary_key == Some(schema.columns[position].id) {
-                        return Err(QueryError::InvalidStatement(format!("cannot drop primary key column '{name}' of table {id}")));
+                        return Err(QueryError::InvalidStatement(format!(
+                            "cannot drop primary key column '{name}' of table {id}"
+                        )));
                     }
                     if schema.columns.len() == 1 {
-                        return Err(QueryError::InvalidStatement(format!("cannot drop the last column of table {id}")));
+                        return Err(QueryError::InvalidStatement(format!(
+                            "cannot drop the last column of table {id}"
+                        )));
                     }
                     schema.columns.remove(position);
                 }
             }
-            AlterTableOperation::RenameColumn { old_column_name, new_column_name } => {
+            AlterTableOperation::RenameColumn {
+                old_column_name,
+                new_column_name,
+            } => {
                 let old = ColumnName::new(&old_column_name.value)?;
                 let new = ColumnName::new_user_column(&new_column_name.value)?;
                 if schema.column(new.as_str()).is_some() {
-                    return Err(DomainError::ColumnExists { table: table_name, column: new.to_string() }.into());
+                    return Err(DomainError::ColumnExists {
+                        table: table_name,
+                        column: new.to_string(),
+                    }
+                    .into());
                 }
-                let position = schema.position(old.as_str()).ok_or_else(|| column_not_found(&table_name, &old))?;
+                let position = schema
+                    .position(old.as_str())
+                    .ok_or_else(|| column_not_found(&table_name, &old))?;
                 schema.columns[position].name = new;
             }
             AlterTableOperation::AlterColumn { column_name, op } => {
                 let name = ColumnName::new(&column_name.value)?;
-                let position = schema.position(name.as_str()).ok_or_else(|| column_not_found(&table_name, &name))?;
+                let position = schema
+                    .position(name.as_str())
+                    .ok_or_else(|| column_not_found(&table_name, &name))?;
                 let data_type = schema.columns[position].data_type;
                 match op {
                     AlterColumnOperation::SetDefault { value } => {
-                        schema.columns[position].default = Some(evaluate_default(engine, session, &value, &data_type, &name).await?);
+                        schema.columns[position].default =
+                            Some(evaluate_default(engine, session, &value, &data_type, &name).await?);
                     }
                     AlterColumnOperation::DropDefault => schema.columns[position].default = None,
                     AlterColumnOperation::DropNotNull => {
                         if schema.primary_key == Some(schema.columns[position].id) {
-                            return Err(QueryError::InvalidStatement(format!("primary key column '{name}' is always NOT NULL")));
+                            return Err(QueryError::InvalidStatement(format!(
+                                "primary key column '{name}' is always NOT NULL"
+                            )));
                         }
                         schema.columns[position].nullable = true;
                     }
@@ -114,7 +153,10 @@ pub async fn run(engine: &QueryEngine, session: &Session, alter: AlterTable) -> 
                     other => return Err(QueryError::Unsupported(format!("ALTER COLUMN ... {other}"))),
                 }
             }
-            AlterTableOperation::SetOptionsParens { options } | AlterTableOperation::SetTblProperties { table_properties: options } => {
+            AlterTableOperation::SetOptionsParens { options }
+            | AlterTableOperation::SetTblProperties {
+                table_properties: options,
+            } => {
                 let mut kind = None;
                 for option in options {
                     let SqlOption::KeyValue { key, value } = option else {
@@ -123,7 +165,9 @@ pub async fn run(engine: &QueryEngine, session: &Session, alter: AlterTable) -> 
                     apply_option(&mut table.options, &mut kind, &key.value, &value)?;
                 }
                 if kind.is_some_and(|k| k != table.kind) {
-                    return Err(QueryError::InvalidStatement(format!("the kind of table {id} cannot change")));
+                    return Err(QueryError::InvalidStatement(format!(
+                        "the kind of table {id} cannot change"
+                    )));
                 }
                 table.options.validate_for(table.kind)?;
             }
@@ -134,9 +178,16 @@ pub async fn run(engine: &QueryEngine, session: &Session, alter: AlterTable) -> 
     table.schemas.push(schema);
     table.updated_at = now_micros();
     engine.catalog.update_table(table).await?;
-    Ok(StatementOutput::affected(0, format!("Table {id} altered successfully (schema version {version})")))
+    Ok(StatementOutput::affected(
+        0,
+        format!("Table {id} altered successfully (schema version {version})"),
+    ))
 }
 
 fn column_not_found(table: &str, column: &ColumnName) -> QueryError {
-    DomainError::ColumnNotFound { table: table.to_owned(), column: column.to_string() }.into()
+    DomainError::ColumnNotFound {
+        table: table.to_owned(),
+        column: column.to_string(),
+    }
+    .into()
 }

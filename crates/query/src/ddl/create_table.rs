@@ -32,7 +32,11 @@ pub async fn create(
 ) -> QueryResult<StatementOutput> {
     let id = engine.resolve_table(session, &create.name)?;
     if id.namespace.is_reserved() {
-        return Err(DomainError::ReservedName { kind: "namespace", name: id.namespace.to_string() }.into());
+        return Err(DomainError::ReservedName {
+            kind: "namespace",
+            name: id.namespace.to_string(),
+        }
+        .into());
     }
     if create.query.is_some() || create.like.is_some() || create.clone.is_some() {
         return Err(QueryError::Unsupported("CREATE TABLE ... AS / LIKE / CLONE".into()));
@@ -40,7 +44,11 @@ pub async fn create(
     let with = match &create.table_options {
         CreateTableOptions::None => Vec::new(),
         CreateTableOptions::With(options) | CreateTableOptions::Options(options) => options.clone(),
-        other => return Err(QueryError::InvalidStatement(format!("unsupported table options '{other}'; use WITH (...)"))),
+        other => {
+            return Err(QueryError::InvalidStatement(format!(
+                "unsupported table options '{other}'; use WITH (...)"
+            )));
+        }
     };
     let parsed = parse_options(&with, &legacy_options)?;
     let kind = match (prefix_kind, parsed.kind) {
@@ -57,10 +65,16 @@ pub async fn create(
     if let Some(storage) = &parsed.options.storage_id
         && !snapshot.storages.contains_key(storage)
     {
-        return Err(DomainError::StorageNotFound { storage: storage.to_string() }.into());
+        return Err(DomainError::StorageNotFound {
+            storage: storage.to_string(),
+        }
+        .into());
     }
     if !snapshot.has_namespace(&id.namespace) {
-        return Err(DomainError::NamespaceNotFound { namespace: id.namespace.to_string() }.into());
+        return Err(DomainError::NamespaceNotFound {
+            namespace: id.namespace.to_string(),
+        }
+        .into());
     }
     if snapshot.table(&id).is_some() {
         if create.if_not_exists {
@@ -74,7 +88,11 @@ pub async fn create(
     for (i, def) in create.columns.iter().enumerate() {
         let (column, is_pk) = column_definition(engine, session, def, i as u32 + 1).await?;
         if columns.iter().any(|c: &ColumnDefinition| c.name == column.name) {
-            return Err(DomainError::ColumnExists { table: id.to_string(), column: column.name.to_string() }.into());
+            return Err(DomainError::ColumnExists {
+                table: id.to_string(),
+                column: column.name.to_string(),
+            }
+            .into());
         }
         if is_pk {
             set_primary_key(&mut primary_key, column.name.as_str())?;
@@ -82,41 +100,57 @@ pub async fn create(
         columns.push(column);
     }
     if columns.is_empty() {
-        return Err(QueryError::InvalidStatement(format!("table {id} needs at least one column")));
+        return Err(QueryError::InvalidStatement(format!(
+            "table {id} needs at least one column"
+        )));
     }
     for constraint in &create.constraints {
         match constraint {
             TableConstraint::PrimaryKey(pk) => {
                 let [column] = pk.columns.as_slice() else {
-                    return Err(QueryError::Unsupported("a primary key of several columns; a primary key is one column".into()));
+                    return Err(QueryError::Unsupported(
+                        "a primary key of several columns; a primary key is one column".into(),
+                    ));
                 };
                 set_primary_key(&mut primary_key, &column.column.expr.to_string().to_ascii_lowercase())?;
             }
-            other => return Err(QueryError::Unsupported(format!("the table constraint '{other}'; only PRIMARY KEY (col) is"))),
-        }
-    }
-    let primary_key = match primary_key {
-        Some(name) => {
-            let column = columns
-                .iter_mut()
-                .find(|c| c.name.as_str() == name)
-                .ok_or_else(|| DomainError::ColumnNotFound { table: id.to_string(), column: name.clone() })?;
-            if !column.data_type.can_be_primary_key() {
-                return Err(QueryError::InvalidStatement(format!(
-                    "column '{}' of type {} cannot be a primary key",
-                    column.name, column.data_type
+            other => {
+                return Err(QueryError::Unsupported(format!(
+                    "the table constraint '{other}'; only PRIMARY KEY (col) is"
                 )));
             }
-            column.nullable = false;
-            Some(column.id)
         }
-        None => None,
-    };
+    }
+    let primary_key =
+        match primary_key {
+            Some(name) => {
+                let column = columns.iter_mut().find(|c| c.name.as_str() == name).ok_or_else(|| {
+                    DomainError::ColumnNotFound {
+                        table: id.to_string(),
+                        column: name.clone(),
+                    }
+                })?;
+                if !column.data_type.can_be_primary_key() {
+                    return Err(QueryError::InvalidStatement(format!(
+                        "column '{}' of type {} cannot be a primary key",
+                        column.name, column.data_type
+                    )));
+                }
+                column.nullable = false;
+                Some(column.id)
+            }
+            None => None,
+        };
 
     let now = now_micros();
     let uid = engine.catalog.allocate_table_uid().await?;
     let next_column_id = columns.len() as u32 + 1;
-    let schema = TableSchema { version: 1, columns, primary_key, created_at: now };
+    let schema = TableSchema {
+        version: 1,
+        columns,
+        primary_key,
+        created_at: now,
+    };
     let table = TableDefinition {
         id: id.clone(),
         uid,
@@ -167,17 +201,23 @@ pub async fn column_definition(
         match &option.option {
             ColumnOption::Null => nullable = true,
             ColumnOption::NotNull => nullable = false,
-            ColumnOption::Default(expr) => default = Some(evaluate_default(engine, session, expr, &data_type, &name).await?),
+            ColumnOption::Default(expr) => {
+                default = Some(evaluate_default(engine, session, expr, &data_type, &name).await?)
+            }
             ColumnOption::PrimaryKey(_) => primary_key = true,
             ColumnOption::DialectSpecific(tokens) if is_auto_increment(tokens) => {
                 default = Some(ColumnDefault::Function(DefaultFunction::SnowflakeId))
             }
-            ColumnOption::Generated { generated_as: GeneratedAs::Always | GeneratedAs::ByDefault, generation_expr: None, .. } => {
-                default = Some(ColumnDefault::Function(DefaultFunction::SnowflakeId))
-            }
+            ColumnOption::Generated {
+                generated_as: GeneratedAs::Always | GeneratedAs::ByDefault,
+                generation_expr: None,
+                ..
+            } => default = Some(ColumnDefault::Function(DefaultFunction::SnowflakeId)),
             ColumnOption::Comment(_) => {}
             other => {
-                return Err(QueryError::Unsupported(format!("the column option '{other}' (column '{name}')")));
+                return Err(QueryError::Unsupported(format!(
+                    "the column option '{other}' (column '{name}')"
+                )));
             }
         }
     }
@@ -186,7 +226,15 @@ pub async fn column_definition(
             "column '{name}': SNOWFLAKE_ID() / AUTO_INCREMENT needs a BIGINT column, not {data_type}"
         )));
     }
-    let column = ColumnDefinition { id, name, data_type, nullable, default, added_in_version: 1, missing_value: None };
+    let column = ColumnDefinition {
+        id,
+        name,
+        data_type,
+        nullable,
+        default,
+        added_in_version: 1,
+        missing_value: None,
+    };
     Ok((column, primary_key))
 }
 
@@ -236,7 +284,10 @@ pub async fn evaluate_default(
         return Ok(ColumnDefault::Function(function));
     }
     let value = constant(engine, session, expr, data_type, column).await?;
-    Ok(ColumnDefault::Literal { sql: expr.to_string(), value: StoredValue::from_value(&value) })
+    Ok(ColumnDefault::Literal {
+        sql: expr.to_string(),
+        value: StoredValue::from_value(&value),
+    })
 }
 
 /// Evaluates a constant expression as a value of `data_type`.
@@ -248,20 +299,28 @@ async fn constant(
     column: &ColumnName,
 ) -> QueryResult<calamus_domain::Value> {
     let mut parsed = parse_statements("SELECT NULL")?;
-    let Some(Statement::Sql(statement)) = parsed.pop() else { unreachable!("a SELECT parses as SQL") };
+    let Some(Statement::Sql(statement)) = parsed.pop() else {
+        unreachable!("a SELECT parses as SQL")
+    };
     let mut statement = *statement;
     if let SqlStatement::Query(query) = &mut statement
         && let SetExpr::Select(select) = query.body.as_mut()
     {
-        select.projection = vec![SelectItem::ExprWithAlias { expr: expr.clone(), alias: Ident::new("v") }];
+        select.projection = vec![SelectItem::ExprWithAlias {
+            expr: expr.clone(),
+            alias: Ident::new("v"),
+        }];
     }
     let state = engine.state_for(session, None);
     let (_, batches) = engine.query(&state, statement, &[]).await.map_err(|e| {
-        QueryError::InvalidStatement(format!("the default of column '{column}' must be a constant or a known function: {e}"))
+        QueryError::InvalidStatement(format!(
+            "the default of column '{column}' must be a constant or a known function: {e}"
+        ))
     })?;
-    let batch = batches.into_iter().find(|b| b.num_rows() > 0).ok_or_else(|| {
-        QueryError::InvalidStatement(format!("the default of column '{column}' gives no value"))
-    })?;
+    let batch = batches
+        .into_iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| QueryError::InvalidStatement(format!("the default of column '{column}' gives no value")))?;
     let mut values = column_values(batch.column(0), data_type, column.as_str())?;
     Ok(values.swap_remove(0))
 }
@@ -269,7 +328,11 @@ async fn constant(
 /// Ensures `namespace` may hold user tables.
 pub fn check_user_namespace(namespace: &NamespaceId) -> QueryResult<()> {
     if namespace.is_reserved() {
-        return Err(DomainError::ReservedName { kind: "namespace", name: namespace.to_string() }.into());
+        return Err(DomainError::ReservedName {
+            kind: "namespace",
+            name: namespace.to_string(),
+        }
+        .into());
     }
     Ok(())
 }

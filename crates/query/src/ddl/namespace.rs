@@ -14,9 +14,17 @@ use crate::session::Session;
 pub async fn create(engine: &QueryEngine, name: &Ident, if_not_exists: bool) -> QueryResult<StatementOutput> {
     let id = NamespaceId::new_user_namespace(&name.value)?;
     let now = now_micros();
-    let namespace = Namespace { id: id.clone(), options: Default::default(), created_at: now, updated_at: now };
+    let namespace = Namespace {
+        id: id.clone(),
+        options: Default::default(),
+        created_at: now,
+        updated_at: now,
+    };
     match engine.catalog.create_namespace(namespace).await {
-        Ok(()) => Ok(StatementOutput::affected(0, format!("Namespace '{id}' created successfully"))),
+        Ok(()) => Ok(StatementOutput::affected(
+            0,
+            format!("Namespace '{id}' created successfully"),
+        )),
         Err(DomainError::NamespaceExists { .. }) if if_not_exists => {
             Ok(StatementOutput::affected(0, format!("Namespace '{id}' already exists")))
         }
@@ -28,14 +36,22 @@ pub async fn create(engine: &QueryEngine, name: &Ident, if_not_exists: bool) -> 
 pub async fn alter(engine: &QueryEngine, name: &Ident, options: Vec<(String, String)>) -> QueryResult<StatementOutput> {
     let id = NamespaceId::new_user_namespace(&name.value)?;
     let snapshot = engine.catalog.snapshot();
-    let mut namespace =
-        snapshot.namespaces.get(&id).cloned().ok_or_else(|| DomainError::NamespaceNotFound { namespace: id.to_string() })?;
+    let mut namespace = snapshot
+        .namespaces
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| DomainError::NamespaceNotFound {
+            namespace: id.to_string(),
+        })?;
     for (key, value) in options {
         namespace.options.insert(key.to_ascii_lowercase(), value);
     }
     namespace.updated_at = now_micros();
     engine.catalog.update_namespace(namespace).await?;
-    Ok(StatementOutput::affected(0, format!("Namespace '{id}' altered successfully")))
+    Ok(StatementOutput::affected(
+        0,
+        format!("Namespace '{id}' altered successfully"),
+    ))
 }
 
 /// `DROP NAMESPACE [IF EXISTS] ns [RESTRICT | CASCADE]`: refuses while the namespace holds
@@ -43,17 +59,29 @@ pub async fn alter(engine: &QueryEngine, name: &Ident, options: Vec<(String, Str
 pub async fn drop(engine: &QueryEngine, name: &Ident, if_exists: bool, cascade: bool) -> QueryResult<StatementOutput> {
     let id = NamespaceId::new_user_namespace(&name.value)?;
     if id == NamespaceId::default_namespace() {
-        return Err(QueryError::InvalidStatement("namespace 'default' cannot be dropped".into()));
+        return Err(QueryError::InvalidStatement(
+            "namespace 'default' cannot be dropped".into(),
+        ));
     }
     let snapshot = engine.catalog.snapshot();
     if !snapshot.has_namespace(&id) {
         if if_exists {
             return Ok(StatementOutput::affected(0, format!("Namespace '{id}' does not exist")));
         }
-        return Err(DomainError::NamespaceNotFound { namespace: id.to_string() }.into());
+        return Err(DomainError::NamespaceNotFound {
+            namespace: id.to_string(),
+        }
+        .into());
     }
-    let tables: Vec<_> = if cascade { snapshot.tables_in(&id).cloned().collect() } else { Vec::new() };
-    engine.catalog.drop_namespace(&id, tables.iter().map(|t| t.id.clone()).collect()).await?;
+    let tables: Vec<_> = if cascade {
+        snapshot.tables_in(&id).cloned().collect()
+    } else {
+        Vec::new()
+    };
+    engine
+        .catalog
+        .drop_namespace(&id, tables.iter().map(|t| t.id.clone()).collect())
+        .await?;
     for table in &tables {
         // The catalog no longer names these tables; a failure here leaves an orphan
         // keyspace that the next start removes.
@@ -61,14 +89,20 @@ pub async fn drop(engine: &QueryEngine, name: &Ident, if_exists: bool, cascade: 
             tracing::warn!(table = %table.id, error = %e, "could not drop the rows of a dropped table");
         }
     }
-    Ok(StatementOutput::affected(0, format!("Namespace '{id}' dropped successfully")))
+    Ok(StatementOutput::affected(
+        0,
+        format!("Namespace '{id}' dropped successfully"),
+    ))
 }
 
 /// `USE ns`.
 pub fn use_namespace(engine: &QueryEngine, session: &mut Session, name: &Ident) -> QueryResult<StatementOutput> {
     let id = NamespaceId::new(&name.value)?;
     if id != NamespaceId::system() && !engine.catalog.snapshot().has_namespace(&id) {
-        return Err(DomainError::NamespaceNotFound { namespace: id.to_string() }.into());
+        return Err(DomainError::NamespaceNotFound {
+            namespace: id.to_string(),
+        }
+        .into());
     }
     session.namespace = id.clone();
     Ok(StatementOutput::affected(0, format!("Using namespace '{id}'")))

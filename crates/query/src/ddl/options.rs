@@ -1,7 +1,7 @@
 //! Table options: `WITH (key = value, ...)` and the older trailing forms.
 
-use calamus_domain::model::{AccessLevel, FlushPolicy, TableKind, TableOptions};
 use calamus_domain::StorageId;
+use calamus_domain::model::{AccessLevel, FlushPolicy, TableKind, TableOptions};
 use datafusion::sql::sqlparser::ast::{Expr, SqlOption, UnaryOperator, Value};
 
 use crate::error::{QueryError, QueryResult};
@@ -19,7 +19,10 @@ fn option_text(key: &str, value: &Expr) -> QueryResult<String> {
             other => Err(bad_value(key, &other.to_string(), "expected a string or a number")),
         },
         Expr::Identifier(ident) => Ok(ident.value.clone()),
-        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => Ok(format!("-{}", option_text(key, expr)?)),
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => Ok(format!("-{}", option_text(key, expr)?)),
         other => Err(bad_value(key, &other.to_string(), "expected a string or a number")),
     }
 }
@@ -44,7 +47,12 @@ pub struct ParsedOptions {
 }
 
 /// Applies `key = value` to `options`.
-pub fn apply_option(options: &mut TableOptions, kind: &mut Option<TableKind>, key: &str, value: &Expr) -> QueryResult<()> {
+pub fn apply_option(
+    options: &mut TableOptions,
+    kind: &mut Option<TableKind>,
+    key: &str,
+    value: &Expr,
+) -> QueryResult<()> {
     let key = key.to_ascii_uppercase();
     let text = option_text(&key, value)?;
     match key.as_str() {
@@ -63,12 +71,21 @@ pub fn apply_option(options: &mut TableOptions, kind: &mut Option<TableKind>, ke
             })
         }
         // The older trailing forms.
-        "FLUSH_ROWS" => options.flush_policy.get_or_insert_with(FlushPolicy::default).rows = Some(positive("FLUSH ROWS", &text)?),
+        "FLUSH_ROWS" => {
+            options.flush_policy.get_or_insert_with(FlushPolicy::default).rows = Some(positive("FLUSH ROWS", &text)?)
+        }
         "FLUSH_INTERVAL" => {
-            options.flush_policy.get_or_insert_with(FlushPolicy::default).interval_seconds = Some(positive("FLUSH INTERVAL", &text)?)
+            options
+                .flush_policy
+                .get_or_insert_with(FlushPolicy::default)
+                .interval_seconds = Some(positive("FLUSH INTERVAL", &text)?)
         }
         "BUFFER_SIZE" => options.max_rows = Some(positive("BUFFER_SIZE", &text)?),
-        other => return Err(QueryError::InvalidStatement(format!("unknown table option '{other}'; known options: {KNOWN}"))),
+        other => {
+            return Err(QueryError::InvalidStatement(format!(
+                "unknown table option '{other}'; known options: {KNOWN}"
+            )));
+        }
     }
     Ok(())
 }
@@ -80,7 +97,11 @@ pub fn parse_options(with: &[SqlOption], legacy: &[(String, Expr)]) -> QueryResu
     for option in with {
         match option {
             SqlOption::KeyValue { key, value } => apply_option(&mut options, &mut kind, &key.value, value)?,
-            other => return Err(QueryError::InvalidStatement(format!("unsupported table option '{other}'; known options: {KNOWN}"))),
+            other => {
+                return Err(QueryError::InvalidStatement(format!(
+                    "unsupported table option '{other}'; known options: {KNOWN}"
+                )));
+            }
         }
     }
     for (key, value) in legacy {

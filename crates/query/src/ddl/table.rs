@@ -1,7 +1,7 @@
 //! DROP TABLE, and CREATE/DROP INDEX (accepted, builds nothing).
 
-use calamus_domain::model::TableKind;
 use calamus_domain::DomainError;
+use calamus_domain::model::TableKind;
 use datafusion::sql::sqlparser::ast::ObjectName;
 
 use crate::engine::QueryEngine;
@@ -45,7 +45,12 @@ pub async fn drop(
 /// `CREATE INDEX ... ON t (...)` / `DROP INDEX ...`: Calamus keeps no secondary indexes
 /// (rows are ordered by primary key within each partition); the statement is accepted so
 /// schema scripts run, checks that the table exists, and says it built nothing.
-pub fn index(engine: &QueryEngine, session: &Session, table: Option<&ObjectName>, create: bool) -> QueryResult<StatementOutput> {
+pub fn index(
+    engine: &QueryEngine,
+    session: &Session,
+    table: Option<&ObjectName>,
+    create: bool,
+) -> QueryResult<StatementOutput> {
     if let Some(name) = table {
         let id = engine.resolve_table(session, name)?;
         if engine.catalog.snapshot().table(&id).is_none() {

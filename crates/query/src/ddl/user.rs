@@ -1,19 +1,26 @@
 //! CREATE / ALTER / DROP USER. Passwords are stored as Argon2id hashes only.
 
 use calamus_domain::ids::now_micros;
-use calamus_domain::model::{hash_password, Role, User};
+use calamus_domain::model::{Role, User, hash_password};
 use calamus_domain::{DomainError, UserId};
 use datafusion::sql::sqlparser::ast::Ident;
 
+use crate::QueryEngine;
 use crate::error::{QueryError, QueryResult};
 use crate::output::StatementOutput;
 use crate::statement::UserChange;
-use crate::QueryEngine;
 
 fn check_email(email: &str) -> QueryResult<()> {
-    let valid = email.len() <= 254 && email.split_once('@').is_some_and(|(a, b)| !a.is_empty() && b.contains('.'))
+    let valid = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(a, b)| !a.is_empty() && b.contains('.'))
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid { Ok(()) } else { Err(QueryError::InvalidStatement(format!("invalid email address '{email}'"))) }
+    if valid {
+        Ok(())
+    } else {
+        Err(QueryError::InvalidStatement(format!("invalid email address '{email}'")))
+    }
 }
 
 /// Hashing is slow on purpose; keep it off the async runtime's threads.
@@ -49,10 +56,23 @@ pub async fn create(
         None => None,
     };
     let now = now_micros();
-    let user = User { id: id.clone(), role, email, password_hash, created_at: now, updated_at: now, deleted_at: None };
+    let user = User {
+        id: id.clone(),
+        role,
+        email,
+        password_hash,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
     match engine.catalog.put_user(user, false).await {
-        Ok(()) => Ok(StatementOutput::affected(0, format!("User '{id}' created successfully"))),
-        Err(DomainError::UserExists { .. }) if if_not_exists => Ok(StatementOutput::affected(0, format!("User '{id}' already exists"))),
+        Ok(()) => Ok(StatementOutput::affected(
+            0,
+            format!("User '{id}' created successfully"),
+        )),
+        Err(DomainError::UserExists { .. }) if if_not_exists => {
+            Ok(StatementOutput::affected(0, format!("User '{id}' already exists")))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -72,7 +92,9 @@ pub async fn alter(engine: &QueryEngine, name: &Ident, change: UserChange) -> Qu
         UserChange::Role(r) => {
             let role = Role::parse(&r)?;
             if id == UserId::root() && role != Role::System {
-                return Err(QueryError::InvalidStatement("the role of user 'root' cannot change".into()));
+                return Err(QueryError::InvalidStatement(
+                    "the role of user 'root' cannot change".into(),
+                ));
             }
             user.role = role;
         }
@@ -83,7 +105,10 @@ pub async fn alter(engine: &QueryEngine, name: &Ident, change: UserChange) -> Qu
     }
     user.updated_at = now_micros();
     engine.catalog.put_user(user, true).await?;
-    Ok(StatementOutput::affected(0, format!("User '{id}' altered successfully")))
+    Ok(StatementOutput::affected(
+        0,
+        format!("User '{id}' altered successfully"),
+    ))
 }
 
 /// `DROP USER [IF EXISTS] u`.
@@ -93,8 +118,13 @@ pub async fn drop(engine: &QueryEngine, name: &Ident, if_exists: bool) -> QueryR
         return Err(QueryError::InvalidStatement("user 'root' cannot be dropped".into()));
     }
     match engine.catalog.drop_user(&id).await {
-        Ok(()) => Ok(StatementOutput::affected(0, format!("User '{id}' dropped successfully"))),
-        Err(DomainError::UserNotFound { .. }) if if_exists => Ok(StatementOutput::affected(0, format!("User '{id}' does not exist"))),
+        Ok(()) => Ok(StatementOutput::affected(
+            0,
+            format!("User '{id}' dropped successfully"),
+        )),
+        Err(DomainError::UserNotFound { .. }) if if_exists => {
+            Ok(StatementOutput::affected(0, format!("User '{id}' does not exist")))
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -21,12 +21,21 @@ use crate::session::Session;
 use crate::types::column_values;
 
 /// Runs an INSERT.
-pub async fn run(engine: &QueryEngine, session: &Session, insert: Insert, params: &[ScalarValue]) -> QueryResult<StatementOutput> {
+pub async fn run(
+    engine: &QueryEngine,
+    session: &Session,
+    insert: Insert,
+    params: &[ScalarValue],
+) -> QueryResult<StatementOutput> {
     if insert.or.is_some() || insert.replace_into || insert.ignore || insert.on.is_some() || insert.overwrite {
-        return Err(QueryError::Unsupported("INSERT OR REPLACE / REPLACE / IGNORE / ON CONFLICT / OVERWRITE".into()));
+        return Err(QueryError::Unsupported(
+            "INSERT OR REPLACE / REPLACE / IGNORE / ON CONFLICT / OVERWRITE".into(),
+        ));
     }
     if insert.partitioned.is_some() || !insert.after_columns.is_empty() || !insert.assignments.is_empty() {
-        return Err(QueryError::Unsupported("this form of INSERT; use INSERT INTO t (cols) VALUES ... or SELECT ...".into()));
+        return Err(QueryError::Unsupported(
+            "this form of INSERT; use INSERT INTO t (cols) VALUES ... or SELECT ...".into(),
+        ));
     }
     let TableObject::TableName(name) = &insert.table else {
         return Err(QueryError::Unsupported("INSERT INTO a table function".into()));
@@ -48,7 +57,10 @@ pub async fn run(engine: &QueryEngine, session: &Session, insert: Insert, params
             }
             let position = schema
                 .position(name.as_str())
-                .ok_or_else(|| DomainError::ColumnNotFound { table: id.to_string(), column: name.to_string() })?;
+                .ok_or_else(|| DomainError::ColumnNotFound {
+                    table: id.to_string(),
+                    column: name.to_string(),
+                })?;
             if !seen.insert(position) {
                 return Err(QueryError::InvalidStatement(format!("column '{name}' is given twice")));
             }
@@ -75,7 +87,11 @@ pub async fn run(engine: &QueryEngine, session: &Session, insert: Insert, params
         let mut given: Vec<Option<Vec<Value>>> = vec![None; schema.columns.len()];
         for (source_index, &position) in targets.iter().enumerate() {
             let column = &schema.columns[position];
-            given[position] = Some(column_values(batch.column(source_index), &column.data_type, column.name.as_str())?);
+            given[position] = Some(column_values(
+                batch.column(source_index),
+                &column.data_type,
+                column.name.as_str(),
+            )?);
         }
         for row in 0..batch.num_rows() {
             let values = schema
@@ -94,7 +110,10 @@ pub async fn run(engine: &QueryEngine, session: &Session, insert: Insert, params
     let written = if rows.is_empty() {
         Vec::new()
     } else {
-        engine.rows.insert(&table, &partition_for(session, &table), rows).await?
+        engine
+            .rows
+            .insert(&table, &partition_for(session, &table), rows)
+            .await?
     };
     match insert.returning {
         Some(items) => returning(&table, &written, &items).await,
@@ -103,7 +122,12 @@ pub async fn run(engine: &QueryEngine, session: &Session, insert: Insert, params
 }
 
 /// The value a column takes when an INSERT gives none.
-pub(crate) fn default_value(engine: &QueryEngine, session: &Session, default: Option<&ColumnDefault>, data_type: &calamus_domain::DataType) -> Value {
+pub(crate) fn default_value(
+    engine: &QueryEngine,
+    session: &Session,
+    default: Option<&ColumnDefault>,
+    data_type: &calamus_domain::DataType,
+) -> Value {
     match default {
         None => Value::Null,
         Some(ColumnDefault::Literal { value, .. }) => value.to_value(data_type),
@@ -118,12 +142,18 @@ pub(crate) fn default_value(engine: &QueryEngine, session: &Session, default: Op
 }
 
 /// Evaluates `RETURNING items` over the rows just written (with their `_seq`).
-pub(crate) async fn returning(table: &TableDefinition, written: &[StoredRow], items: &[SelectItem]) -> QueryResult<StatementOutput> {
+pub(crate) async fn returning(
+    table: &TableDefinition,
+    written: &[StoredRow],
+    items: &[SelectItem],
+) -> QueryResult<StatementOutput> {
     let schema = table_schema(table);
     let columns = &table.schema().columns;
     let mut arrays = Vec::with_capacity(schema.fields().len());
     for (i, column) in columns.iter().enumerate() {
-        arrays.push(build_array(&column.data_type, written.len(), |r| &written[r].version.values[i])?);
+        arrays.push(build_array(&column.data_type, written.len(), |r| {
+            &written[r].version.values[i]
+        })?);
     }
     arrays.push(Arc::new(Int64Array::from_iter_values(written.iter().map(|r| r.version.seq))) as _);
     if table.kind.has_soft_delete() {
@@ -135,8 +165,13 @@ pub(crate) async fn returning(table: &TableDefinition, written: &[StoredRow], it
     context.register_batch(&name, batch)?;
     let projection: Vec<String> = items.iter().map(|i| i.to_string()).collect();
     // The items come from the parsed statement; printed back, they are the same SQL.
-    let frame = context.sql(&format!("SELECT {} FROM \"{name}\"", projection.join(", "))).await?;
+    let frame = context
+        .sql(&format!("SELECT {} FROM \"{name}\"", projection.join(", ")))
+        .await?;
     let out_schema = Arc::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await?;
-    Ok(StatementOutput::Rows { schema: out_schema, batches })
+    Ok(StatementOutput::Rows {
+        schema: out_schema,
+        batches,
+    })
 }

@@ -22,10 +22,16 @@ use crate::session::Session;
 use crate::statement::Statement;
 
 /// The table a DML statement writes, checked to be a user table that exists.
-pub(crate) fn target_table(engine: &QueryEngine, session: &Session, name: &ObjectName) -> QueryResult<(TableId, Arc<TableDefinition>)> {
+pub(crate) fn target_table(
+    engine: &QueryEngine,
+    session: &Session,
+    name: &ObjectName,
+) -> QueryResult<(TableId, Arc<TableDefinition>)> {
     let id = engine.resolve_table(session, name)?;
     if id.namespace.is_reserved() {
-        return Err(QueryError::PermissionDenied(format!("{id} is a system table and is read-only")));
+        return Err(QueryError::PermissionDenied(format!(
+            "{id} is a system table and is read-only"
+        )));
     }
     let table = engine
         .catalog

@@ -25,7 +25,9 @@ use crate::types::column_values;
 /// The one plain table an UPDATE or DELETE names.
 fn single_table(from: &TableWithJoins, verb: &str) -> QueryResult<TableFactor> {
     if !from.joins.is_empty() {
-        return Err(QueryError::Unsupported(format!("{verb} with a join; use a subquery in WHERE")));
+        return Err(QueryError::Unsupported(format!(
+            "{verb} with a join; use a subquery in WHERE"
+        )));
     }
     match &from.relation {
         relation @ TableFactor::Table { args: None, .. } => Ok(relation.clone()),
@@ -56,7 +58,10 @@ async fn matching_rows(
         && let SetExpr::Select(select) = query.body.as_mut()
     {
         select.projection = projection;
-        select.from = vec![TableWithJoins { relation, joins: Vec::new() }];
+        select.from = vec![TableWithJoins {
+            relation,
+            joins: Vec::new(),
+        }];
         select.selection = selection;
     }
     let state = engine.state_for(session, Some(id.clone()));
@@ -72,23 +77,39 @@ fn row_ids(batch: &arrow::record_batch::RecordBatch) -> QueryResult<&BinaryArray
         .ok_or_else(|| QueryError::Domain(DomainError::Corrupt("the row id column has the wrong type".into())))
 }
 
-async fn write(engine: &QueryEngine, session: &Session, table: &TableDefinition, changes: Vec<RowChange>) -> QueryResult<u64> {
+async fn write(
+    engine: &QueryEngine,
+    session: &Session,
+    table: &TableDefinition,
+    changes: Vec<RowChange>,
+) -> QueryResult<u64> {
     if changes.is_empty() {
         return Ok(0);
     }
-    let written = engine.rows.write_changes(table, &partition_for(session, table), changes).await?;
+    let written = engine
+        .rows
+        .write_changes(table, &partition_for(session, table), changes)
+        .await?;
     Ok(written.len() as u64)
 }
 
 /// `DELETE FROM t [WHERE ...]`: a soft delete for USER and SHARED tables.
-pub async fn delete(engine: &QueryEngine, session: &Session, delete: Delete, params: &[ScalarValue]) -> QueryResult<StatementOutput> {
+pub async fn delete(
+    engine: &QueryEngine,
+    session: &Session,
+    delete: Delete,
+    params: &[ScalarValue],
+) -> QueryResult<StatementOutput> {
     if delete.limit.is_some() {
         return Err(QueryError::InvalidStatement(
             "DELETE ... LIMIT is not supported: say which rows with WHERE (for example on the primary key)".into(),
         ));
     }
-    if !delete.order_by.is_empty() || delete.using.is_some() || !delete.tables.is_empty() || delete.returning.is_some() {
-        return Err(QueryError::Unsupported("DELETE with ORDER BY, USING, RETURNING or several tables".into()));
+    if !delete.order_by.is_empty() || delete.using.is_some() || !delete.tables.is_empty() || delete.returning.is_some()
+    {
+        return Err(QueryError::Unsupported(
+            "DELETE with ORDER BY, USING, RETURNING or several tables".into(),
+        ));
     }
     let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &delete.from;
     let [from] = from.as_slice() else {
@@ -101,7 +122,11 @@ pub async fn delete(engine: &QueryEngine, session: &Session, delete: Delete, par
     for batch in &batches {
         let ids = row_ids(batch)?;
         for i in 0..ids.len() {
-            changes.push(RowChange { row_id: ids.value(i).to_vec(), values: Vec::new(), delete: true });
+            changes.push(RowChange {
+                row_id: ids.value(i).to_vec(),
+                values: Vec::new(),
+                delete: true,
+            });
         }
     }
     let count = write(engine, session, &table, changes).await?;
@@ -109,9 +134,21 @@ pub async fn delete(engine: &QueryEngine, session: &Session, delete: Delete, par
 }
 
 /// `UPDATE t SET c = expr, ... [WHERE ...]`: a new version of every matched row.
-pub async fn update(engine: &QueryEngine, session: &Session, update: Update, params: &[ScalarValue]) -> QueryResult<StatementOutput> {
-    if update.from.is_some() || update.limit.is_some() || !update.order_by.is_empty() || update.returning.is_some() || update.or.is_some() {
-        return Err(QueryError::Unsupported("UPDATE with FROM, LIMIT, ORDER BY, RETURNING or OR".into()));
+pub async fn update(
+    engine: &QueryEngine,
+    session: &Session,
+    update: Update,
+    params: &[ScalarValue],
+) -> QueryResult<StatementOutput> {
+    if update.from.is_some()
+        || update.limit.is_some()
+        || !update.order_by.is_empty()
+        || update.returning.is_some()
+        || update.or.is_some()
+    {
+        return Err(QueryError::Unsupported(
+            "UPDATE with FROM, LIMIT, ORDER BY, RETURNING or OR".into(),
+        ));
     }
     let relation = single_table(&update.table, "UPDATE")?;
     let (id, table) = target_table(engine, session, table_name(&relation))?;
@@ -129,9 +166,14 @@ pub async fn update(engine: &QueryEngine, session: &Session, update: Update, par
         }
         let position = schema
             .position(name.as_str())
-            .ok_or_else(|| DomainError::ColumnNotFound { table: id.to_string(), column: name.to_string() })?;
+            .ok_or_else(|| DomainError::ColumnNotFound {
+                table: id.to_string(),
+                column: name.to_string(),
+            })?;
         if !seen.insert(position) {
-            return Err(QueryError::InvalidStatement(format!("column '{name}' is assigned twice")));
+            return Err(QueryError::InvalidStatement(format!(
+                "column '{name}' is assigned twice"
+            )));
         }
         assigned[position] = Some(assignment.value);
     }
@@ -159,7 +201,11 @@ pub async fn update(engine: &QueryEngine, session: &Session, update: Update, par
             .collect::<QueryResult<_>>()?;
         for row in 0..batch.num_rows() {
             let values = columns.iter().map(|c| c[row].clone()).collect();
-            changes.push(RowChange { row_id: ids.value(row).to_vec(), values, delete: false });
+            changes.push(RowChange {
+                row_id: ids.value(row).to_vec(),
+                values,
+                delete: false,
+            });
         }
     }
     let count = write(engine, session, &table, changes).await?;

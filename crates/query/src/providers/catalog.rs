@@ -12,7 +12,7 @@ use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::TableProvider;
 
 use super::kv_table::KvTable;
-use super::system::{system_table, SYSTEM_TABLES};
+use super::system::{SYSTEM_TABLES, system_table};
 
 /// What one statement may read, and as whom.
 #[derive(Debug, Clone)]
@@ -36,12 +36,13 @@ pub struct SessionCatalog {
 impl SessionCatalog {
     /// A catalog over `access`.
     pub fn new(access: TableAccess) -> Self {
-        Self { access: Arc::new(access) }
+        Self {
+            access: Arc::new(access),
+        }
     }
 }
 
 impl CatalogProvider for SessionCatalog {
-
     fn schema_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.access.snapshot.namespaces.keys().map(|n| n.to_string()).collect();
         names.push(NamespaceId::system().to_string());
@@ -51,7 +52,10 @@ impl CatalogProvider for SessionCatalog {
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         let namespace = NamespaceId::new(name).ok()?;
         if namespace == NamespaceId::system() || self.access.snapshot.has_namespace(&namespace) {
-            Some(Arc::new(NamespaceSchema { namespace, access: Arc::clone(&self.access) }))
+            Some(Arc::new(NamespaceSchema {
+                namespace,
+                access: Arc::clone(&self.access),
+            }))
         } else {
             None
         }
@@ -67,27 +71,39 @@ struct NamespaceSchema {
 
 #[async_trait]
 impl SchemaProvider for NamespaceSchema {
-
     fn table_names(&self) -> Vec<String> {
         if self.namespace == NamespaceId::system() {
             return SYSTEM_TABLES.iter().map(|t| (*t).to_owned()).collect();
         }
-        self.access.snapshot.tables_in(&self.namespace).map(|t| t.id.table.to_string()).collect()
+        self.access
+            .snapshot
+            .tables_in(&self.namespace)
+            .map(|t| t.id.table.to_string())
+            .collect()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         if self.namespace == NamespaceId::system() {
             return system_table(name, &self.access.snapshot);
         }
-        let Ok(table_name) = TableName::new(name) else { return Ok(None) };
+        let Ok(table_name) = TableName::new(name) else {
+            return Ok(None);
+        };
         let id = TableId::new(self.namespace.clone(), table_name);
-        let Some(table) = self.access.snapshot.table(&id) else { return Ok(None) };
+        let Some(table) = self.access.snapshot.table(&id) else {
+            return Ok(None);
+        };
         let partition = match table.kind {
             TableKind::User | TableKind::Stream => Partition::User(self.access.user.clone()),
             TableKind::Shared => Partition::Shared,
         };
         let with_row_id = self.access.dml_target.as_ref() == Some(&id);
-        Ok(Some(Arc::new(KvTable::new(Arc::clone(table), partition, Arc::clone(&self.access.rows), with_row_id))))
+        Ok(Some(Arc::new(KvTable::new(
+            Arc::clone(table),
+            partition,
+            Arc::clone(&self.access.rows),
+            with_row_id,
+        ))))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -95,11 +111,18 @@ impl SchemaProvider for NamespaceSchema {
             return SYSTEM_TABLES.contains(&name);
         }
         TableName::new(name)
-            .map(|t| self.access.snapshot.table(&TableId::new(self.namespace.clone(), t)).is_some())
+            .map(|t| {
+                self.access
+                    .snapshot
+                    .table(&TableId::new(self.namespace.clone(), t))
+                    .is_some()
+            })
             .unwrap_or(false)
     }
 
     fn register_table(&self, name: String, _table: Arc<dyn TableProvider>) -> Result<Option<Arc<dyn TableProvider>>> {
-        Err(DataFusionError::Plan(format!("tables are created with CREATE TABLE, not registered ('{name}')")))
+        Err(DataFusionError::Plan(format!(
+            "tables are created with CREATE TABLE, not registered ('{name}')"
+        )))
     }
 }

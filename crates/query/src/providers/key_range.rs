@@ -19,7 +19,10 @@ pub struct RowIdRange {
 
 impl RowIdRange {
     fn all() -> Self {
-        Self { start: Bound::Unbounded, end: Bound::Unbounded }
+        Self {
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+        }
     }
 
     fn tighten_start(&mut self, bound: Bound<Vec<u8>>) {
@@ -59,7 +62,9 @@ pub fn is_primary_key_filter(schema: &TableSchema, filter: &Expr) -> bool {
 pub fn row_id_range(schema: &TableSchema, filters: &[Expr]) -> RowIdRange {
     let mut range = RowIdRange::all();
     for filter in filters {
-        let Some((op, key)) = key_comparison(schema, filter) else { continue };
+        let Some((op, key)) = key_comparison(schema, filter) else {
+            continue;
+        };
         match op {
             Operator::Eq => {
                 range.tighten_start(Bound::Included(key.clone()));
@@ -78,14 +83,20 @@ pub fn row_id_range(schema: &TableSchema, filters: &[Expr]) -> RowIdRange {
 /// `pk OP literal` (or `literal OP pk`) as the operator seen from the key's side and the
 /// literal's encoded key, when the literal converts to the key's type exactly.
 fn key_comparison(schema: &TableSchema, filter: &Expr) -> Option<(Operator, Vec<u8>)> {
-    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = filter else { return None };
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = filter else {
+        return None;
+    };
     let pk = schema.primary_key_column()?;
     let (literal, op) = match (left.as_ref(), right.as_ref()) {
         (Expr::Column(c), Expr::Literal(v, _)) if c.name == pk.name.as_str() => (v, *op),
         (Expr::Literal(v, _), Expr::Column(c)) if c.name == pk.name.as_str() => (v, op.swap()?),
         _ => return None,
     };
-    if !matches!(op, Operator::Eq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq) || literal.is_null() {
+    if !matches!(
+        op,
+        Operator::Eq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+    ) || literal.is_null()
+    {
         return None;
     }
     let target = pk.data_type.arrow_type();

@@ -11,16 +11,16 @@ use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use async_trait::async_trait;
 use calamus_domain::arrow_rows::{build_array, table_schema};
-use calamus_domain::model::{TableDefinition, DELETED_COLUMN};
+use calamus_domain::model::{DELETED_COLUMN, TableDefinition};
 use calamus_domain::{Partition, RowStore, ScanRequest, StoredRow};
 use datafusion::catalog::Session;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use datafusion::physical_plan::ExecutionPlan;
 
 use super::key_range::{is_primary_key_filter, row_id_range};
 
@@ -46,7 +46,12 @@ impl KvTable {
             fields.push(Field::new(ROW_ID_COLUMN, ArrowType::Binary, false));
             schema = Arc::new(Schema::new(fields));
         }
-        Self { table, partition, rows, schema }
+        Self {
+            table,
+            partition,
+            rows,
+            schema,
+        }
     }
 }
 
@@ -56,7 +61,6 @@ fn mentions_deleted(filter: &Expr) -> bool {
 
 #[async_trait]
 impl TableProvider for KvTable {
-
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
     }
@@ -88,10 +92,18 @@ impl TableProvider for KvTable {
         // Soft-deleted rows are hidden unless the query asks about `_deleted` itself.
         let include_deleted = filters.iter().any(mentions_deleted);
         let range = row_id_range(self.table.schema(), filters);
-        let projection: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let projection: Vec<usize> = projection
+            .cloned()
+            .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
         let projected = Arc::new(self.schema.project(&projection)?);
         // A limit is only safe to push when no filter is left for DataFusion to apply.
-        let request = ScanRequest { start: range.start, end: range.end, include_deleted, reverse: false, limit: None };
+        let request = ScanRequest {
+            start: range.start,
+            end: range.end,
+            include_deleted,
+            reverse: false,
+            limit: None,
+        };
         let stream = KvPartitionStream {
             table: Arc::clone(&self.table),
             partition: self.partition.clone(),
@@ -155,7 +167,12 @@ impl PartitionStream for KvPartitionStream {
 }
 
 /// Builds the projected batch of `rows`.
-fn rows_to_batch(table: &TableDefinition, projection: &[usize], schema: &SchemaRef, rows: &[StoredRow]) -> Result<RecordBatch> {
+fn rows_to_batch(
+    table: &TableDefinition,
+    projection: &[usize],
+    schema: &SchemaRef,
+    rows: &[StoredRow],
+) -> Result<RecordBatch> {
     let columns = &table.schema().columns;
     let seq_index = columns.len();
     let deleted_index = table.kind.has_soft_delete().then_some(seq_index + 1);
@@ -166,9 +183,13 @@ fn rows_to_batch(table: &TableDefinition, projection: &[usize], schema: &SchemaR
                 build_array(&columns[i].data_type, rows.len(), |r| &rows[r].version.values[i])
                     .map_err(|e| DataFusionError::External(Box::new(e)))
             } else if i == seq_index {
-                Ok(Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.version.seq))))
+                Ok(Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|r| r.version.seq),
+                )))
             } else if Some(i) == deleted_index {
-                Ok(Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.version.deleted)))))
+                Ok(Arc::new(BooleanArray::from_iter(
+                    rows.iter().map(|r| Some(r.version.deleted)),
+                )))
             } else {
                 let mut b = BinaryBuilder::with_capacity(rows.len(), rows.len() * 8);
                 for r in rows {

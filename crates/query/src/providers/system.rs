@@ -10,7 +10,17 @@ use datafusion::common::Result;
 use datafusion::datasource::{MemTable, TableProvider};
 
 /// The names of the system tables (`live` is an alias of `live_queries`).
-pub const SYSTEM_TABLES: &[&str] = &["columns", "jobs", "live", "live_queries", "namespaces", "stats", "storages", "tables", "users"];
+pub const SYSTEM_TABLES: &[&str] = &[
+    "columns",
+    "jobs",
+    "live",
+    "live_queries",
+    "namespaces",
+    "stats",
+    "storages",
+    "tables",
+    "users",
+];
 
 fn text(name: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
@@ -55,7 +65,13 @@ type Table = (Vec<Field>, Vec<ArrayRef>);
 fn namespaces(s: &CatalogSnapshot) -> Table {
     let ns: Vec<_> = s.namespaces.values().collect();
     (
-        vec![text("namespace_id"), text("options"), int("table_count"), time("created_at"), time("updated_at")],
+        vec![
+            text("namespace_id"),
+            text("options"),
+            int("table_count"),
+            time("created_at"),
+            time("updated_at"),
+        ],
         vec![
             texts(ns.iter().map(|n| Some(n.id.to_string()))),
             texts(ns.iter().map(|n| Some(n.options_json()))),
@@ -84,7 +100,10 @@ fn tables(s: &CatalogSnapshot) -> Table {
             texts(t.iter().map(|t| Some(t.id.table.to_string()))),
             texts(t.iter().map(|t| Some(t.kind.as_str().to_owned()))),
             Arc::new(Int32Array::from_iter(t.iter().map(|t| Some(t.schema().version as i32)))),
-            texts(t.iter().map(|t| (t.kind != calamus_domain::model::TableKind::Stream).then(|| t.storage_id().to_string()))),
+            texts(
+                t.iter()
+                    .map(|t| (t.kind != calamus_domain::model::TableKind::Stream).then(|| t.storage_id().to_string())),
+            ),
             texts(t.iter().map(|t| Some(t.options.to_json()))),
             times(t.iter().map(|t| Some(t.created_at))),
             times(t.iter().map(|t| Some(t.updated_at))),
@@ -116,12 +135,21 @@ fn columns(s: &CatalogSnapshot) -> Table {
         vec![
             texts(rows.iter().map(|(t, ..)| Some(t.id.namespace.to_string()))),
             texts(rows.iter().map(|(t, ..)| Some(t.id.table.to_string()))),
-            Arc::new(Int32Array::from_iter(rows.iter().map(|(_, s, ..)| Some(s.version as i32)))),
+            Arc::new(Int32Array::from_iter(
+                rows.iter().map(|(_, s, ..)| Some(s.version as i32)),
+            )),
             texts(rows.iter().map(|(.., c)| Some(c.name.to_string()))),
-            Arc::new(Int32Array::from_iter(rows.iter().map(|(_, _, o, _)| Some(*o as i32 + 1)))),
+            Arc::new(Int32Array::from_iter(
+                rows.iter().map(|(_, _, o, _)| Some(*o as i32 + 1)),
+            )),
             texts(rows.iter().map(|(.., c)| Some(c.data_type.sql_name()))),
-            Arc::new(BooleanArray::from_iter(rows.iter().map(|(_, s, _, c)| Some(c.nullable && s.primary_key != Some(c.id))))),
-            Arc::new(BooleanArray::from_iter(rows.iter().map(|(_, s, _, c)| Some(s.primary_key == Some(c.id))))),
+            Arc::new(BooleanArray::from_iter(
+                rows.iter()
+                    .map(|(_, s, _, c)| Some(c.nullable && s.primary_key != Some(c.id))),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                rows.iter().map(|(_, s, _, c)| Some(s.primary_key == Some(c.id))),
+            )),
             texts(rows.iter().map(|(.., c)| c.default.as_ref().map(|d| d.sql()))),
         ],
     )
@@ -143,7 +171,9 @@ fn users(s: &CatalogSnapshot) -> Table {
             texts(u.iter().map(|u| Some(u.id.to_string()))),
             texts(u.iter().map(|u| Some(u.role.as_str().to_owned()))),
             texts(u.iter().map(|u| u.email.clone())),
-            Arc::new(BooleanArray::from_iter(u.iter().map(|u| Some(u.password_hash.is_some())))),
+            Arc::new(BooleanArray::from_iter(
+                u.iter().map(|u| Some(u.password_hash.is_some())),
+            )),
             times(u.iter().map(|u| Some(u.created_at))),
             times(u.iter().map(|u| Some(u.updated_at))),
             times(u.iter().map(|u| u.deleted_at)),
@@ -227,7 +257,10 @@ fn live_queries() -> Table {
         int("changes"),
         text("node_id"),
     ];
-    let columns = fields.iter().map(|f| arrow::array::new_empty_array(f.data_type())).collect();
+    let columns = fields
+        .iter()
+        .map(|f| arrow::array::new_empty_array(f.data_type()))
+        .collect();
     (fields, columns)
 }
 
@@ -235,9 +268,27 @@ fn stats(s: &CatalogSnapshot) -> Table {
     let metrics = [
         ("namespaces", s.namespaces.len()),
         ("tables", s.tables.len()),
-        ("user_tables", s.tables.values().filter(|t| t.kind == calamus_domain::model::TableKind::User).count()),
-        ("shared_tables", s.tables.values().filter(|t| t.kind == calamus_domain::model::TableKind::Shared).count()),
-        ("stream_tables", s.tables.values().filter(|t| t.kind == calamus_domain::model::TableKind::Stream).count()),
+        (
+            "user_tables",
+            s.tables
+                .values()
+                .filter(|t| t.kind == calamus_domain::model::TableKind::User)
+                .count(),
+        ),
+        (
+            "shared_tables",
+            s.tables
+                .values()
+                .filter(|t| t.kind == calamus_domain::model::TableKind::Shared)
+                .count(),
+        ),
+        (
+            "stream_tables",
+            s.tables
+                .values()
+                .filter(|t| t.kind == calamus_domain::model::TableKind::Stream)
+                .count(),
+        ),
         ("users", s.users.len()),
         ("storages", s.storages.len()),
         ("jobs", s.jobs.len()),

@@ -1,0 +1,300 @@
+//! [`RocksDbEngine`]: the `KvEngine` port over one RocksDB database, one column family per
+//! keyspace.
+
+use std::collections::BTreeSet;
+use std::fmt::Display;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use calamus_domain::{
+    DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, WriteBatch, WriteOp,
+};
+use parking_lot::Mutex;
+use rocksdb::{
+    BlockBasedOptions, BoundColumnFamily, Cache, ColumnFamilyDescriptor, DBCompressionType,
+    DBIteratorWithThreadMode, DBWithThreadMode, IteratorMode, MultiThreaded, Options, ReadOptions,
+    WriteOptions,
+};
+
+use crate::config::RocksDbConfig;
+
+/// RocksDB's own column family, always present; it holds no keyspace and is never listed.
+const DEFAULT_COLUMN_FAMILY: &str = rocksdb::DEFAULT_COLUMN_FAMILY_NAME;
+
+/// The database type: multi-threaded so column families are created and dropped through `&self`.
+type Db = DBWithThreadMode<MultiThreaded>;
+
+/// A RocksDB database serving the `KvEngine` port; keyspaces are column families.
+pub struct RocksDbEngine {
+    db: Db,
+    write_options: WriteOptions,
+    /// Options every keyspace's column family is created with.
+    column_family_options: Options,
+    /// The keyspaces, kept here because RocksDB has no cheap listing of open column
+    /// families; the lock also serialises creating and dropping them.
+    keyspaces: Mutex<BTreeSet<String>>,
+}
+
+/// Opens (creating it if needed) the RocksDB store at `path`, with every keyspace it holds.
+pub fn open(path: &Path, config: &RocksDbConfig) -> DomainResult<RocksDbEngine> {
+    let column_family_options = column_family_options(config);
+    let mut db_options = column_family_options.clone();
+    db_options.create_if_missing(true);
+    db_options.create_missing_column_families(true);
+    db_options.set_max_open_files(config.max_open_files);
+    // The info LOG rolls on every open; a few old ones are enough to debug a restart.
+    db_options.set_keep_log_file_num(4);
+
+    let existing = existing_column_families(path, &db_options)?;
+    let descriptors = existing
+        .iter()
+        .map(|name| ColumnFamilyDescriptor::new(name, column_family_options.clone()));
+    let db = Db::open_cf_descriptors(&db_options, path, descriptors)
+        .map_err(|e| storage_error(format_args!("opening the store at {}", path.display()), e))?;
+
+    let mut write_options = WriteOptions::default();
+    write_options.set_sync(config.sync_writes);
+    let keyspaces = existing
+        .into_iter()
+        .filter(|name| name != DEFAULT_COLUMN_FAMILY)
+        .collect();
+    Ok(RocksDbEngine {
+        db,
+        write_options,
+        column_family_options,
+        keyspaces: Mutex::new(keyspaces),
+    })
+}
+
+/// Options of every column family (the database options start from these too).
+fn column_family_options(config: &RocksDbConfig) -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&Cache::new_lru_cache(config.block_cache_bytes));
+    // Point reads (primary-key lookups, catalog reads) skip SSTs that cannot hold the key.
+    table.set_bloom_filter(10.0, false);
+    let mut options = Options::default();
+    options.set_block_based_table_factory(&table);
+    // The crate is built without compression libraries (default-features = false): say so
+    // explicitly rather than rely on RocksDB falling back when Snappy is missing.
+    options.set_compression_type(DBCompressionType::None);
+    options
+}
+
+/// The column families of the store at `path`, or none when no store exists there yet.
+fn existing_column_families(path: &Path, options: &Options) -> DomainResult<Vec<String>> {
+    // `list_cf` fails on a directory without a store; only a missing CURRENT file means
+    // "new store", every other failure is reported.
+    if !path.join("CURRENT").exists() {
+        return Ok(Vec::new());
+    }
+    Db::list_cf(options, path).map_err(|e| {
+        storage_error(
+            format_args!("listing the keyspaces of {}", path.display()),
+            e,
+        )
+    })
+}
+
+impl RocksDbEngine {
+    /// The handle of `keyspace`'s column family.
+    fn column_family(&self, keyspace: &str) -> DomainResult<Arc<BoundColumnFamily<'_>>> {
+        let handle = if keyspace == DEFAULT_COLUMN_FAMILY {
+            None
+        } else {
+            self.db.cf_handle(keyspace)
+        };
+        handle.ok_or_else(|| DomainError::KeyspaceNotFound {
+            keyspace: keyspace.to_owned(),
+        })
+    }
+}
+
+impl KvEngine for RocksDbEngine {
+    fn backend_name(&self) -> &'static str {
+        "rocksdb"
+    }
+
+    fn create_keyspace(&self, keyspace: &str) -> DomainResult<()> {
+        if keyspace == DEFAULT_COLUMN_FAMILY {
+            return Err(DomainError::ReservedName {
+                kind: "keyspace",
+                name: keyspace.to_owned(),
+            });
+        }
+        let mut keyspaces = self.keyspaces.lock();
+        if keyspaces.contains(keyspace) {
+            return Ok(());
+        }
+        self.db
+            .create_cf(keyspace, &self.column_family_options)
+            .map_err(|e| storage_error(format_args!("creating keyspace '{keyspace}'"), e))?;
+        keyspaces.insert(keyspace.to_owned());
+        Ok(())
+    }
+
+    fn drop_keyspace(&self, keyspace: &str) -> DomainResult<()> {
+        let mut keyspaces = self.keyspaces.lock();
+        if !keyspaces.contains(keyspace) {
+            return Ok(());
+        }
+        // RocksDB deletes the files once the last handle (e.g. of a running scan) is gone.
+        self.db
+            .drop_cf(keyspace)
+            .map_err(|e| storage_error(format_args!("dropping keyspace '{keyspace}'"), e))?;
+        keyspaces.remove(keyspace);
+        Ok(())
+    }
+
+    fn keyspaces(&self) -> DomainResult<Vec<String>> {
+        Ok(self.keyspaces.lock().iter().cloned().collect())
+    }
+
+    fn get(&self, keyspace: &str, key: &[u8]) -> DomainResult<Option<Vec<u8>>> {
+        let column_family = self.column_family(keyspace)?;
+        self.db
+            .get_cf(&column_family, key)
+            .map_err(|e| storage_error(format_args!("reading a key of keyspace '{keyspace}'"), e))
+    }
+
+    fn write(&self, batch: WriteBatch) -> DomainResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Every keyspace is resolved before anything is written, so a missing one fails
+        // the whole batch. RocksDB gives each op its own sequence number: later ops win.
+        let mut rocks_batch = rocksdb::WriteBatch::default();
+        for op in batch.into_ops() {
+            match op {
+                WriteOp::Put {
+                    keyspace,
+                    key,
+                    value,
+                } => {
+                    rocks_batch.put_cf(&self.column_family(&keyspace)?, key, value);
+                }
+                WriteOp::Delete { keyspace, key } => {
+                    rocks_batch.delete_cf(&self.column_family(&keyspace)?, key);
+                }
+                WriteOp::DeleteRange {
+                    keyspace,
+                    start,
+                    end,
+                } => {
+                    let column_family = self.column_family(&keyspace)?;
+                    // An empty range deletes nothing; RocksDB rejects start > end.
+                    if start < end {
+                        rocks_batch.delete_range_cf(&column_family, start, end);
+                    }
+                }
+            }
+        }
+        self.db
+            .write_opt(rocks_batch, &self.write_options)
+            .map_err(|e| storage_error("writing a batch", e))
+    }
+
+    fn scan<'a>(
+        &'a self,
+        keyspace: &str,
+        range: KeyRange,
+        reverse: bool,
+    ) -> DomainResult<KvIter<'a>> {
+        let column_family = self.column_family(keyspace)?;
+        let Some((lower, upper)) = iterate_bounds(range) else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let mut read_options = ReadOptions::default();
+        if let Some(lower) = lower {
+            read_options.set_iterate_lower_bound(lower);
+        }
+        if let Some(upper) = upper {
+            read_options.set_iterate_upper_bound(upper);
+        }
+        // No explicit snapshot needed: a RocksDB iterator reads the implicit snapshot
+        // taken when it is created, which is the port's consistency guarantee.
+        let mode = if reverse {
+            IteratorMode::End
+        } else {
+            IteratorMode::Start
+        };
+        let iter = self.db.iterator_cf_opt(&column_family, read_options, mode);
+        Ok(Box::new(ColumnFamilyScan {
+            iter,
+            _column_family: column_family,
+            keyspace: keyspace.to_owned(),
+            failed: false,
+        }))
+    }
+
+    fn sync(&self) -> DomainResult<()> {
+        self.db
+            .flush_wal(true)
+            .map_err(|e| storage_error("syncing the write-ahead log", e))
+    }
+}
+
+/// An inclusive lower and an exclusive upper bound, each optional: RocksDB's iterate bounds.
+type IterateBounds = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// RocksDB's iterate bounds for `range`, or `None` when the range holds no key.
+///
+/// Both translations are exact: in bytewise order `key ++ [0]` is the smallest key after
+/// `key`, so `> key` is `>= key ++ [0]` and `<= key` is `< key ++ [0]`.
+fn iterate_bounds(range: KeyRange) -> Option<IterateBounds> {
+    let lower = match range.start {
+        Bound::Included(key) => Some(key),
+        Bound::Excluded(key) => Some(successor(key)),
+        Bound::Unbounded => None,
+    };
+    let upper = match range.end {
+        Bound::Included(key) => Some(successor(key)),
+        Bound::Excluded(key) => Some(key),
+        Bound::Unbounded => None,
+    };
+    match (&lower, &upper) {
+        (Some(lower), Some(upper)) if lower >= upper => None,
+        _ => Some((lower, upper)),
+    }
+}
+
+/// The smallest key greater than `key`.
+fn successor(mut key: Vec<u8>) -> Vec<u8> {
+    key.push(0);
+    key
+}
+
+/// A scan of one column family; it keeps the column family's handle alive while it runs,
+/// so dropping the keyspace meanwhile cannot free what the iterator reads.
+struct ColumnFamilyScan<'a> {
+    // Declared first so it is dropped before the handle.
+    iter: DBIteratorWithThreadMode<'a, Db>,
+    _column_family: Arc<BoundColumnFamily<'a>>,
+    keyspace: String,
+    failed: bool,
+}
+
+impl Iterator for ColumnFamilyScan<'_> {
+    type Item = DomainResult<KvPair>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.iter.next()? {
+            Ok((key, value)) => Some(Ok((key.into_vec(), value.into_vec()))),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(storage_error(
+                    format_args!("scanning keyspace '{}'", self.keyspace),
+                    e,
+                )))
+            }
+        }
+    }
+}
+
+/// A RocksDB failure, with what was being done.
+fn storage_error(context: impl Display, error: rocksdb::Error) -> DomainError {
+    DomainError::Storage(format!("rocksdb: {context}: {error}"))
+}

@@ -1,0 +1,303 @@
+//! [`SledEngine`]: the `KvEngine` port over one sled database, one tree per keyspace.
+//!
+//! sled has neither snapshots nor range deletes, and its transactions cannot iterate, so
+//! two port guarantees are built here on one lock over the engine (`keyspaces`):
+//! - a scan copies its whole range while holding the lock shared, and writes hold it
+//!   exclusively, so a scan is a consistent view taken when it was created (sled's own
+//!   iterators may see writes made after their creation, and half of a batch);
+//! - a range delete is resolved to the keys it covers while the lock is held exclusively,
+//!   so no other write can slip a key into the range before the transaction commits.
+//!
+//! The price is that a scan's range is held in memory and delays writers while it is
+//! copied; the domain scans bounded ranges of the hot store (one partition, one table).
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::ops::Bound;
+use std::path::Path;
+
+use calamus_domain::{
+    DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, WriteBatch, WriteOp,
+};
+use parking_lot::RwLock;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionResult, TransactionError};
+use sled::{Db, Tree};
+
+use crate::config::SledConfig;
+
+/// sled's own tree, always present; it holds no keyspace and is never listed.
+const DEFAULT_TREE: &[u8] = b"__sled__default";
+
+/// A sled database serving the `KvEngine` port; keyspaces are sled trees.
+pub struct SledEngine {
+    db: Db,
+    flush_on_write: bool,
+    /// The open tree of every keyspace. Shared by reads and scans, exclusive for writes and
+    /// keyspace changes (see the module documentation).
+    keyspaces: RwLock<BTreeMap<String, Tree>>,
+}
+
+/// Pending changes of one tree: the final value of every key a batch touches (`None`: removed).
+type TreeChanges = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Opens (creating it if needed) the sled store at `path`, with every keyspace it holds.
+pub fn open(path: &Path, config: &SledConfig) -> DomainResult<SledEngine> {
+    let db = sled::Config::new()
+        .path(path)
+        .cache_capacity(config.cache_capacity)
+        .open()
+        .map_err(|e| storage_error(format_args!("opening the store at {}", path.display()), e))?;
+    let mut keyspaces = BTreeMap::new();
+    for name in db.tree_names() {
+        if name == DEFAULT_TREE {
+            continue;
+        }
+        let keyspace = String::from_utf8(name.to_vec())
+            .map_err(|_| DomainError::Corrupt(format!("sled tree name {name:?} is not UTF-8")))?;
+        let tree = db
+            .open_tree(&name)
+            .map_err(|e| storage_error(format_args!("opening keyspace '{keyspace}'"), e))?;
+        keyspaces.insert(keyspace, tree);
+    }
+    Ok(SledEngine {
+        db,
+        flush_on_write: config.flush_on_write,
+        keyspaces: RwLock::new(keyspaces),
+    })
+}
+
+impl SledEngine {
+    /// Flushes sled's buffers when the configuration asks for it after every write.
+    fn flush_if_configured(&self) -> DomainResult<()> {
+        if self.flush_on_write {
+            self.sync()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The tree of `keyspace`.
+    fn tree(&self, keyspace: &str) -> DomainResult<Tree> {
+        self.keyspaces
+            .read()
+            .get(keyspace)
+            .cloned()
+            .ok_or_else(|| not_found(keyspace))
+    }
+}
+
+impl KvEngine for SledEngine {
+    fn backend_name(&self) -> &'static str {
+        "sled"
+    }
+
+    fn create_keyspace(&self, keyspace: &str) -> DomainResult<()> {
+        if keyspace.as_bytes() == DEFAULT_TREE {
+            return Err(DomainError::ReservedName {
+                kind: "keyspace",
+                name: keyspace.to_owned(),
+            });
+        }
+        {
+            let mut keyspaces = self.keyspaces.write();
+            if keyspaces.contains_key(keyspace) {
+                return Ok(());
+            }
+            let tree = self
+                .db
+                .open_tree(keyspace)
+                .map_err(|e| storage_error(format_args!("creating keyspace '{keyspace}'"), e))?;
+            keyspaces.insert(keyspace.to_owned(), tree);
+        }
+        self.flush_if_configured()
+    }
+
+    fn drop_keyspace(&self, keyspace: &str) -> DomainResult<()> {
+        {
+            let mut keyspaces = self.keyspaces.write();
+            if keyspaces.remove(keyspace).is_none() {
+                return Ok(());
+            }
+            self.db
+                .drop_tree(keyspace)
+                .map_err(|e| storage_error(format_args!("dropping keyspace '{keyspace}'"), e))?;
+        }
+        self.flush_if_configured()
+    }
+
+    fn keyspaces(&self) -> DomainResult<Vec<String>> {
+        Ok(self.keyspaces.read().keys().cloned().collect())
+    }
+
+    fn get(&self, keyspace: &str, key: &[u8]) -> DomainResult<Option<Vec<u8>>> {
+        // One sled read is atomic against transactions: it sees a batch whole or not at all.
+        let value = self.tree(keyspace)?.get(key).map_err(|e| {
+            storage_error(format_args!("reading a key of keyspace '{keyspace}'"), e)
+        })?;
+        Ok(value.map(|value| value.to_vec()))
+    }
+
+    fn write(&self, batch: WriteBatch) -> DomainResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        {
+            let keyspaces = self.keyspaces.write();
+            let (trees, changes) = resolve(&keyspaces, batch)?;
+            let result: Result<(), TransactionError<()>> = trees.as_slice().transaction(|views| {
+                for (view, changes) in views.iter().zip(&changes) {
+                    apply(view, changes)?;
+                }
+                Ok(())
+            });
+            result.map_err(|e| match e {
+                TransactionError::Abort(()) => {
+                    DomainError::Storage("sled: a write batch was aborted".to_owned())
+                }
+                TransactionError::Storage(e) => storage_error("writing a batch", e),
+            })?;
+        }
+        // Outside the lock: concurrent writers then share one flush instead of queueing.
+        self.flush_if_configured()
+    }
+
+    fn scan<'a>(
+        &'a self,
+        keyspace: &str,
+        range: KeyRange,
+        reverse: bool,
+    ) -> DomainResult<KvIter<'a>> {
+        let keyspaces = self.keyspaces.read();
+        let tree = keyspaces.get(keyspace).ok_or_else(|| not_found(keyspace))?;
+        if is_empty(&range) {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        // Copied under the shared lock: no write can interleave (module documentation).
+        let iter = tree.range((range.start, range.end));
+        let pairs: Result<Vec<KvPair>, sled::Error> = if reverse {
+            iter.rev()
+                .map(|pair| pair.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect()
+        } else {
+            iter.map(|pair| pair.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect()
+        };
+        let pairs =
+            pairs.map_err(|e| storage_error(format_args!("scanning keyspace '{keyspace}'"), e))?;
+        Ok(Box::new(pairs.into_iter().map(Ok)))
+    }
+
+    fn sync(&self) -> DomainResult<()> {
+        self.db
+            .flush()
+            .map_err(|e| storage_error("flushing to disk", e))?;
+        Ok(())
+    }
+}
+
+/// The distinct trees `batch` writes, and the final change of every key in each of them.
+///
+/// Ops are folded in order, so a later op on a key wins. A range delete covers the stored
+/// keys in its range (read now: the caller holds the engine lock exclusively, so none can be
+/// added before the commit) and the keys earlier ops of the batch put there.
+fn resolve(
+    keyspaces: &BTreeMap<String, Tree>,
+    batch: WriteBatch,
+) -> DomainResult<(Vec<Tree>, Vec<TreeChanges>)> {
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut trees: Vec<Tree> = Vec::new();
+    let mut changes: Vec<TreeChanges> = Vec::new();
+    for op in batch.into_ops() {
+        let keyspace = match &op {
+            WriteOp::Put { keyspace, .. }
+            | WriteOp::Delete { keyspace, .. }
+            | WriteOp::DeleteRange { keyspace, .. } => keyspace,
+        };
+        let i = match index.get(keyspace) {
+            Some(&i) => i,
+            None => {
+                let tree = keyspaces.get(keyspace).ok_or_else(|| not_found(keyspace))?;
+                trees.push(tree.clone());
+                changes.push(TreeChanges::new());
+                index.insert(keyspace.clone(), trees.len() - 1);
+                trees.len() - 1
+            }
+        };
+        match op {
+            WriteOp::Put { key, value, .. } => {
+                changes[i].insert(key, Some(value));
+            }
+            WriteOp::Delete { key, .. } => {
+                changes[i].insert(key, None);
+            }
+            WriteOp::DeleteRange {
+                keyspace,
+                start,
+                end,
+            } => {
+                if start >= end {
+                    continue;
+                }
+                for key in trees[i].range(start.as_slice()..end.as_slice()).keys() {
+                    let key = key.map_err(|e| {
+                        storage_error(format_args!("reading keyspace '{keyspace}'"), e)
+                    })?;
+                    changes[i].insert(key.to_vec(), None);
+                }
+                for (_, value) in changes[i].range_mut(start..end) {
+                    *value = None;
+                }
+            }
+        }
+    }
+    Ok((trees, changes))
+}
+
+/// Stages `changes` in one tree of a transaction.
+fn apply(
+    view: &sled::transaction::TransactionalTree,
+    changes: &TreeChanges,
+) -> ConflictableTransactionResult<()> {
+    for (key, value) in changes {
+        match value {
+            Some(value) => view.insert(key.as_slice(), value.as_slice())?,
+            None => view.remove(key.as_slice())?,
+        };
+    }
+    Ok(())
+}
+
+/// Whether `range` holds no key at all (sled must not be asked for an inverted range).
+fn is_empty(range: &KeyRange) -> bool {
+    // In bytewise order `key ++ [0]` is the smallest key after `key`; with that, compare an
+    // inclusive lower bound against an exclusive upper one.
+    let with_zero = |key: &Vec<u8>| {
+        let mut next = key.clone();
+        next.push(0);
+        next
+    };
+    let lower = match &range.start {
+        Bound::Included(key) => key.clone(),
+        Bound::Excluded(key) => with_zero(key),
+        Bound::Unbounded => Vec::new(),
+    };
+    let upper = match &range.end {
+        Bound::Included(key) => with_zero(key),
+        Bound::Excluded(key) => key.clone(),
+        Bound::Unbounded => return false,
+    };
+    lower >= upper
+}
+
+/// The error of a keyspace that does not exist.
+fn not_found(keyspace: &str) -> DomainError {
+    DomainError::KeyspaceNotFound {
+        keyspace: keyspace.to_owned(),
+    }
+}
+
+/// A sled failure, with what was being done.
+fn storage_error(context: impl Display, error: sled::Error) -> DomainError {
+    DomainError::Storage(format!("sled: {context}: {error}"))
+}

@@ -1,0 +1,15 @@
+//! The sled adapter of Calamus's `KvEngine` port.
+//!
+//! Keyspaces are sled trees; a `WriteBatch` becomes one sled transaction over every tree it
+//! touches, so it is atomic across keyspaces. sled has no snapshots, so a scan copies its
+//! range while writes are held off (see [`engine`]). Every sled-specific choice (cache size,
+//! flush after each write) lives in this crate and nowhere else.
+//!
+//! - [`config`]: the durability and cache knobs, [`SledConfig`].
+//! - [`engine`]: [`SledEngine`], the `KvEngine` implementation, and [`open`].
+
+pub mod config;
+pub mod engine;
+
+pub use config::SledConfig;
+pub use engine::{SledEngine, open};
