@@ -18,6 +18,9 @@ pub mod show;
 pub mod statement;
 pub mod types;
 
+#[cfg(test)]
+mod failure_tests;
+
 pub use engine::QueryEngine;
 pub use error::{ErrorKind, QueryError, QueryResult};
 pub use output::StatementOutput;
