@@ -194,6 +194,12 @@ pub trait KvEngine: Send + Sync + 'static {
     /// The iterator reads a consistent view taken when it was created.
     fn scan<'a>(&'a self, keyspace: &str, range: KeyRange, reverse: bool) -> DomainResult<KvIter<'a>>;
 
+    /// The first `limit` pairs of `range` (a consistent read, like [`KvEngine::scan`]).
+    /// Backends that copy a scan's range up front override it to copy only `limit` pairs.
+    fn scan_limited(&self, keyspace: &str, range: KeyRange, reverse: bool, limit: usize) -> DomainResult<Vec<KvPair>> {
+        self.scan(keyspace, range, reverse)?.take(limit).collect()
+    }
+
     /// Makes every acknowledged write durable against an operating-system crash too.
     fn sync(&self) -> DomainResult<()>;
 }

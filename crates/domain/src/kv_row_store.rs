@@ -460,12 +460,10 @@ impl ChunkedScan {
         let mut fetched = 0;
         let mut last_key = None;
         let user = self.partition.user().map(|u| u.to_string());
-        for pair in self
+        for (key, value) in self
             .kv
-            .scan(&self.keyspace, self.range.clone(), self.reverse)?
-            .take(SCAN_CHUNK)
+            .scan_limited(&self.keyspace, self.range.clone(), self.reverse, SCAN_CHUNK)?
         {
-            let (key, value) = pair?;
             fetched += 1;
             let version = self.codec.decode(&value)?;
             if self.include_deleted || !version.deleted {

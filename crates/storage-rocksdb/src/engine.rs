@@ -7,14 +7,11 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
-use calamus_domain::{
-    DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, WriteBatch, WriteOp,
-};
+use calamus_domain::{DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, WriteBatch, WriteOp};
 use parking_lot::Mutex;
 use rocksdb::{
-    BlockBasedOptions, BoundColumnFamily, Cache, ColumnFamilyDescriptor, DBCompressionType,
-    DBIteratorWithThreadMode, DBWithThreadMode, IteratorMode, MultiThreaded, Options, ReadOptions,
-    WriteOptions,
+    BlockBasedOptions, BoundColumnFamily, Cache, ColumnFamilyDescriptor, DBCompressionType, DBIteratorWithThreadMode,
+    DBWithThreadMode, IteratorMode, MultiThreaded, Options, ReadOptions, WriteOptions,
 };
 
 use crate::config::RocksDbConfig;
@@ -88,12 +85,8 @@ fn existing_column_families(path: &Path, options: &Options) -> DomainResult<Vec<
     if !path.join("CURRENT").exists() {
         return Ok(Vec::new());
     }
-    Db::list_cf(options, path).map_err(|e| {
-        storage_error(
-            format_args!("listing the keyspaces of {}", path.display()),
-            e,
-        )
-    })
+    Db::list_cf(options, path)
+        .map_err(|e| storage_error(format_args!("listing the keyspaces of {}", path.display()), e))
 }
 
 impl RocksDbEngine {
@@ -166,21 +159,13 @@ impl KvEngine for RocksDbEngine {
         let mut rocks_batch = rocksdb::WriteBatch::default();
         for op in batch.into_ops() {
             match op {
-                WriteOp::Put {
-                    keyspace,
-                    key,
-                    value,
-                } => {
+                WriteOp::Put { keyspace, key, value } => {
                     rocks_batch.put_cf(&self.column_family(&keyspace)?, key, value);
                 }
                 WriteOp::Delete { keyspace, key } => {
                     rocks_batch.delete_cf(&self.column_family(&keyspace)?, key);
                 }
-                WriteOp::DeleteRange {
-                    keyspace,
-                    start,
-                    end,
-                } => {
+                WriteOp::DeleteRange { keyspace, start, end } => {
                     let column_family = self.column_family(&keyspace)?;
                     // An empty range deletes nothing; RocksDB rejects start > end.
                     if start < end {
@@ -194,12 +179,7 @@ impl KvEngine for RocksDbEngine {
             .map_err(|e| storage_error("writing a batch", e))
     }
 
-    fn scan<'a>(
-        &'a self,
-        keyspace: &str,
-        range: KeyRange,
-        reverse: bool,
-    ) -> DomainResult<KvIter<'a>> {
+    fn scan<'a>(&'a self, keyspace: &str, range: KeyRange, reverse: bool) -> DomainResult<KvIter<'a>> {
         let column_family = self.column_family(keyspace)?;
         let Some((lower, upper)) = iterate_bounds(range) else {
             return Ok(Box::new(std::iter::empty()));

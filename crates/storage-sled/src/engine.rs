@@ -16,9 +16,7 @@ use std::fmt::Display;
 use std::ops::Bound;
 use std::path::Path;
 
-use calamus_domain::{
-    DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, WriteBatch, WriteOp,
-};
+use calamus_domain::{DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, WriteBatch, WriteOp};
 use parking_lot::RwLock;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionResult, TransactionError};
@@ -70,11 +68,7 @@ pub fn open(path: &Path, config: &SledConfig) -> DomainResult<SledEngine> {
 impl SledEngine {
     /// Flushes sled's buffers when the configuration asks for it after every write.
     fn flush_if_configured(&self) -> DomainResult<()> {
-        if self.flush_on_write {
-            self.sync()
-        } else {
-            Ok(())
-        }
+        if self.flush_on_write { self.sync() } else { Ok(()) }
     }
 
     /// The tree of `keyspace`.
@@ -132,9 +126,10 @@ impl KvEngine for SledEngine {
 
     fn get(&self, keyspace: &str, key: &[u8]) -> DomainResult<Option<Vec<u8>>> {
         // One sled read is atomic against transactions: it sees a batch whole or not at all.
-        let value = self.tree(keyspace)?.get(key).map_err(|e| {
-            storage_error(format_args!("reading a key of keyspace '{keyspace}'"), e)
-        })?;
+        let value = self
+            .tree(keyspace)?
+            .get(key)
+            .map_err(|e| storage_error(format_args!("reading a key of keyspace '{keyspace}'"), e))?;
         Ok(value.map(|value| value.to_vec()))
     }
 
@@ -152,9 +147,7 @@ impl KvEngine for SledEngine {
                 Ok(())
             });
             result.map_err(|e| match e {
-                TransactionError::Abort(()) => {
-                    DomainError::Storage("sled: a write batch was aborted".to_owned())
-                }
+                TransactionError::Abort(()) => DomainError::Storage("sled: a write batch was aborted".to_owned()),
                 TransactionError::Storage(e) => storage_error("writing a batch", e),
             })?;
         }
@@ -162,36 +155,17 @@ impl KvEngine for SledEngine {
         self.flush_if_configured()
     }
 
-    fn scan<'a>(
-        &'a self,
-        keyspace: &str,
-        range: KeyRange,
-        reverse: bool,
-    ) -> DomainResult<KvIter<'a>> {
-        let keyspaces = self.keyspaces.read();
-        let tree = keyspaces.get(keyspace).ok_or_else(|| not_found(keyspace))?;
-        if is_empty(&range) {
-            return Ok(Box::new(std::iter::empty()));
-        }
-        // Copied under the shared lock: no write can interleave (module documentation).
-        let iter = tree.range((range.start, range.end));
-        let pairs: Result<Vec<KvPair>, sled::Error> = if reverse {
-            iter.rev()
-                .map(|pair| pair.map(|(k, v)| (k.to_vec(), v.to_vec())))
-                .collect()
-        } else {
-            iter.map(|pair| pair.map(|(k, v)| (k.to_vec(), v.to_vec())))
-                .collect()
-        };
-        let pairs =
-            pairs.map_err(|e| storage_error(format_args!("scanning keyspace '{keyspace}'"), e))?;
+    fn scan<'a>(&'a self, keyspace: &str, range: KeyRange, reverse: bool) -> DomainResult<KvIter<'a>> {
+        let pairs = self.copy_range(keyspace, range, reverse, usize::MAX)?;
         Ok(Box::new(pairs.into_iter().map(Ok)))
     }
 
+    fn scan_limited(&self, keyspace: &str, range: KeyRange, reverse: bool, limit: usize) -> DomainResult<Vec<KvPair>> {
+        self.copy_range(keyspace, range, reverse, limit)
+    }
+
     fn sync(&self) -> DomainResult<()> {
-        self.db
-            .flush()
-            .map_err(|e| storage_error("flushing to disk", e))?;
+        self.db.flush().map_err(|e| storage_error("flushing to disk", e))?;
         Ok(())
     }
 }
@@ -201,10 +175,7 @@ impl KvEngine for SledEngine {
 /// Ops are folded in order, so a later op on a key wins. A range delete covers the stored
 /// keys in its range (read now: the caller holds the engine lock exclusively, so none can be
 /// added before the commit) and the keys earlier ops of the batch put there.
-fn resolve(
-    keyspaces: &BTreeMap<String, Tree>,
-    batch: WriteBatch,
-) -> DomainResult<(Vec<Tree>, Vec<TreeChanges>)> {
+fn resolve(keyspaces: &BTreeMap<String, Tree>, batch: WriteBatch) -> DomainResult<(Vec<Tree>, Vec<TreeChanges>)> {
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let mut trees: Vec<Tree> = Vec::new();
     let mut changes: Vec<TreeChanges> = Vec::new();
@@ -231,18 +202,12 @@ fn resolve(
             WriteOp::Delete { key, .. } => {
                 changes[i].insert(key, None);
             }
-            WriteOp::DeleteRange {
-                keyspace,
-                start,
-                end,
-            } => {
+            WriteOp::DeleteRange { keyspace, start, end } => {
                 if start >= end {
                     continue;
                 }
                 for key in trees[i].range(start.as_slice()..end.as_slice()).keys() {
-                    let key = key.map_err(|e| {
-                        storage_error(format_args!("reading keyspace '{keyspace}'"), e)
-                    })?;
+                    let key = key.map_err(|e| storage_error(format_args!("reading keyspace '{keyspace}'"), e))?;
                     changes[i].insert(key.to_vec(), None);
                 }
                 for (_, value) in changes[i].range_mut(start..end) {
@@ -255,10 +220,7 @@ fn resolve(
 }
 
 /// Stages `changes` in one tree of a transaction.
-fn apply(
-    view: &sled::transaction::TransactionalTree,
-    changes: &TreeChanges,
-) -> ConflictableTransactionResult<()> {
+fn apply(view: &sled::transaction::TransactionalTree, changes: &TreeChanges) -> ConflictableTransactionResult<()> {
     for (key, value) in changes {
         match value {
             Some(value) => view.insert(key.as_slice(), value.as_slice())?,
@@ -300,4 +262,28 @@ fn not_found(keyspace: &str) -> DomainError {
 /// A sled failure, with what was being done.
 fn storage_error(context: impl Display, error: sled::Error) -> DomainError {
     DomainError::Storage(format!("sled: {context}: {error}"))
+}
+
+impl SledEngine {
+    /// Copies at most `limit` pairs of `range` under the shared lock: no write can
+    /// interleave (module documentation), and a bounded scan copies only what it returns.
+    fn copy_range(&self, keyspace: &str, range: KeyRange, reverse: bool, limit: usize) -> DomainResult<Vec<KvPair>> {
+        let keyspaces = self.keyspaces.read();
+        let tree = keyspaces.get(keyspace).ok_or_else(|| not_found(keyspace))?;
+        if is_empty(&range) {
+            return Ok(Vec::new());
+        }
+        let iter = tree.range((range.start, range.end));
+        let pairs: Result<Vec<KvPair>, sled::Error> = if reverse {
+            iter.rev()
+                .take(limit)
+                .map(|pair| pair.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect()
+        } else {
+            iter.take(limit)
+                .map(|pair| pair.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect()
+        };
+        pairs.map_err(|e| storage_error(format_args!("scanning keyspace '{keyspace}'"), e))
+    }
 }

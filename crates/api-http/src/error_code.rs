@@ -1,0 +1,145 @@
+//! The one mapping from a failure to an HTTP status and a stable error code (API.md's
+//! error table).
+
+use calamus_query::{ErrorKind, QueryError};
+use thiserror::Error;
+
+/// The stable error codes of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Body not JSON, wrong fields (400).
+    InvalidInput,
+    /// Empty SQL (400).
+    EmptySql,
+    /// SQL that does not parse or is not allowed (400).
+    InvalidSql,
+    /// Bad params (400).
+    InvalidParameter,
+    /// Params given with several statements (400).
+    ParamsWithBatch,
+    /// Missing table or namespace (404).
+    NotFound,
+    /// Already exists, duplicate key, constraint (409).
+    Conflict,
+    /// Other statement failures (400).
+    SqlExecutionError,
+    /// Not allowed for the caller's role (403).
+    PermissionDenied,
+    /// Body too large (413).
+    PayloadTooLarge,
+    /// Rate limit (429).
+    RateLimitExceeded,
+    /// A fault of the server (500).
+    InternalError,
+}
+
+impl ErrorCode {
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            ErrorCode::InvalidInput
+            | ErrorCode::EmptySql
+            | ErrorCode::InvalidSql
+            | ErrorCode::InvalidParameter
+            | ErrorCode::ParamsWithBatch
+            | ErrorCode::SqlExecutionError => 400,
+            ErrorCode::PermissionDenied => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RateLimitExceeded => 429,
+            ErrorCode::InternalError => 500,
+        }
+    }
+
+    /// The code as the JSON body spells it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ErrorCode::InvalidInput => "INVALID_INPUT",
+            ErrorCode::EmptySql => "EMPTY_SQL",
+            ErrorCode::InvalidSql => "INVALID_SQL",
+            ErrorCode::InvalidParameter => "INVALID_PARAMETER",
+            ErrorCode::ParamsWithBatch => "PARAMS_WITH_BATCH",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::SqlExecutionError => "SQL_EXECUTION_ERROR",
+            ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The code for a statement's failure.
+    pub fn for_query_error(error: &QueryError) -> Self {
+        match (error, error.kind()) {
+            (QueryError::InvalidParameter(_), _) => ErrorCode::InvalidParameter,
+            (_, ErrorKind::InvalidSql) => ErrorCode::InvalidSql,
+            (_, ErrorKind::NotFound) => ErrorCode::NotFound,
+            (_, ErrorKind::Conflict) => ErrorCode::Conflict,
+            (_, ErrorKind::PermissionDenied) => ErrorCode::PermissionDenied,
+            (_, ErrorKind::Execution) => ErrorCode::SqlExecutionError,
+            (_, ErrorKind::Internal) => ErrorCode::InternalError,
+        }
+    }
+}
+
+/// A failure as the API reports it.
+#[derive(Debug, Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// The code (and so the status).
+    pub code: ErrorCode,
+    /// What a user reads.
+    pub message: String,
+}
+
+impl From<&QueryError> for ApiError {
+    fn from(error: &QueryError) -> Self {
+        ApiError {
+            code: ErrorCode::for_query_error(error),
+            message: error.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calamus_domain::DomainError;
+
+    #[test]
+    fn every_error_kind_maps_to_the_status_of_the_error_table() {
+        let cases: Vec<(QueryError, u16, &str)> = vec![
+            (QueryError::Syntax("x".into()), 400, "INVALID_SQL"),
+            (QueryError::InvalidParameter("x".into()), 400, "INVALID_PARAMETER"),
+            (
+                DomainError::TableNotFound { table: "a.b".into() }.into(),
+                404,
+                "NOT_FOUND",
+            ),
+            (
+                DomainError::NamespaceNotFound { namespace: "a".into() }.into(),
+                404,
+                "NOT_FOUND",
+            ),
+            (
+                DomainError::DuplicateKey {
+                    table: "a.b".into(),
+                    key: "1".into(),
+                }
+                .into(),
+                409,
+                "CONFLICT",
+            ),
+            (DomainError::TableExists { table: "a.b".into() }.into(), 409, "CONFLICT"),
+            (QueryError::PermissionDenied("x".into()), 403, "PERMISSION_DENIED"),
+            (DomainError::InvalidValue("x".into()).into(), 400, "SQL_EXECUTION_ERROR"),
+            (DomainError::Storage("x".into()).into(), 500, "INTERNAL_ERROR"),
+        ];
+        for (error, status, code) in cases {
+            let api = ApiError::from(&error);
+            assert_eq!((api.code.status(), api.code.as_str()), (status, code), "{error}");
+        }
+    }
+}
