@@ -25,6 +25,9 @@ use crate::model::{TableDefinition, TableKind};
 use crate::row_store::{RowChange, RowIter, RowStore, ScanRequest, StoredRow};
 use crate::types::Value;
 
+/// A live STREAM row's key and, if the table has one, its encoded primary key.
+type StreamKey = (Vec<u8>, Option<Vec<u8>>);
+
 /// Rows fetched from the engine per step of a scan.
 const SCAN_CHUNK: usize = 1024;
 
@@ -116,7 +119,7 @@ impl KvRowStore {
         &self,
         table: &TableDefinition,
         partition: &Partition,
-    ) -> DomainResult<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+    ) -> DomainResult<Vec<StreamKey>> {
         let pk = table.schema().primary_key_position();
         let mut out = Vec::new();
         for row in self.scan(table, partition, ScanRequest::all())? {

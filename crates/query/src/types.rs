@@ -67,9 +67,7 @@ pub fn column_type(sql: &SqlType) -> QueryResult<(DataType, bool)> {
         | S::MediumBlob
         | S::LongBlob => plain(DataType::Bytes),
         S::JSON | S::JSONB => plain(DataType::Json),
-        S::Timestamp(_, tz) if matches!(tz, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
-            plain(DataType::Timestamp)
-        }
+        S::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => plain(DataType::Timestamp),
         S::Datetime(_) => plain(DataType::Timestamp),
         S::Date => plain(DataType::Date),
         S::Time(_, _) => plain(DataType::Time),
