@@ -8,12 +8,12 @@ use arrow::record_batch::RecordBatch;
 use calamus_domain::arrow_rows::{build_array, table_schema};
 use calamus_domain::ids::{new_ulid, new_uuid_v7, now_micros};
 use calamus_domain::model::{ColumnDefault, DefaultFunction, TableDefinition};
-use calamus_domain::{ColumnName, DomainError, StoredRow, Value};
+use calamus_domain::{StoredRow, Value};
 use datafusion::common::ScalarValue;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Insert, SelectItem, Statement as SqlStatement, TableObject};
 
-use super::{partition_for, system_column_error, target_table};
+use super::{partition_for, target_table, written_column};
 use crate::engine::QueryEngine;
 use crate::error::{QueryError, QueryResult};
 use crate::output::StatementOutput;
@@ -50,20 +50,7 @@ pub async fn run(
         let mut seen = HashSet::new();
         let mut targets = Vec::with_capacity(insert.columns.len());
         for column in &insert.columns {
-            let raw = column.0.last().map(|p| p.to_string()).unwrap_or_default();
-            let name = ColumnName::new(raw.trim_matches('"'))?;
-            if name.is_reserved() {
-                return Err(system_column_error(name.as_str()));
-            }
-            let position = schema
-                .position(name.as_str())
-                .ok_or_else(|| DomainError::ColumnNotFound {
-                    table: id.to_string(),
-                    column: name.to_string(),
-                })?;
-            if !seen.insert(position) {
-                return Err(QueryError::InvalidStatement(format!("column '{name}' is given twice")));
-            }
+            let position = written_column(schema, &id, column, &mut seen)?;
             targets.push(position);
         }
         targets

@@ -9,10 +9,11 @@
 pub mod insert;
 pub mod modify;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use calamus_domain::model::{TableDefinition, TableKind};
-use calamus_domain::{DomainError, Partition, TableId};
+use calamus_domain::model::{TableDefinition, TableKind, TableSchema};
+use calamus_domain::{ColumnName, DomainError, Partition, TableId};
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement as SqlStatement};
 
 use crate::engine::QueryEngine;
@@ -58,7 +59,31 @@ pub(crate) fn template(sql: &str) -> SqlStatement {
     }
 }
 
-/// The error for a write to a server-owned column.
-pub(crate) fn system_column_error(column: &str) -> QueryError {
-    QueryError::InvalidStatement(format!("column '{column}' is a system column and cannot be written"))
+/// The position of a column an INSERT or UPDATE writes: it must be a user column of the
+/// table, named once per statement (`seen` collects the positions already written).
+pub(crate) fn written_column(
+    schema: &TableSchema,
+    table: &TableId,
+    name: &ObjectName,
+    seen: &mut HashSet<usize>,
+) -> QueryResult<usize> {
+    let raw = name.0.last().map(|p| p.to_string()).unwrap_or_default();
+    let column = ColumnName::new(raw.trim_matches('"'))?;
+    if column.is_reserved() {
+        return Err(QueryError::InvalidStatement(format!(
+            "column '{column}' is a system column and cannot be written"
+        )));
+    }
+    let position = schema
+        .position(column.as_str())
+        .ok_or_else(|| DomainError::ColumnNotFound {
+            table: table.to_string(),
+            column: column.to_string(),
+        })?;
+    if !seen.insert(position) {
+        return Err(QueryError::InvalidStatement(format!(
+            "column '{column}' is written twice in one statement"
+        )));
+    }
+    Ok(position)
 }

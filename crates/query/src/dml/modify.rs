@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use arrow::array::{Array, BinaryArray};
 use calamus_domain::model::TableDefinition;
-use calamus_domain::{ColumnName, DomainError, RowChange, TableId, Value};
+use calamus_domain::{DomainError, RowChange, TableId, Value};
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
     AssignmentTarget, Delete, Expr, FromTable, Ident, SelectItem, SetExpr, Statement as SqlStatement, TableFactor,
     TableWithJoins, Update,
 };
 
-use super::{partition_for, system_column_error, target_table, template};
+use super::{partition_for, target_table, template, written_column};
 use crate::engine::QueryEngine;
 use crate::error::{QueryError, QueryResult};
 use crate::output::StatementOutput;
@@ -159,22 +159,7 @@ pub async fn update(
         let AssignmentTarget::ColumnName(target) = &assignment.target else {
             return Err(QueryError::Unsupported("UPDATE of a tuple of columns".into()));
         };
-        let raw = target.0.last().map(|p| p.to_string()).unwrap_or_default();
-        let name = ColumnName::new(raw.trim_matches('"'))?;
-        if name.is_reserved() {
-            return Err(system_column_error(name.as_str()));
-        }
-        let position = schema
-            .position(name.as_str())
-            .ok_or_else(|| DomainError::ColumnNotFound {
-                table: id.to_string(),
-                column: name.to_string(),
-            })?;
-        if !seen.insert(position) {
-            return Err(QueryError::InvalidStatement(format!(
-                "column '{name}' is assigned twice"
-            )));
-        }
+        let position = written_column(schema, &id, target, &mut seen)?;
         assigned[position] = Some(assignment.value);
     }
     let projection = schema
