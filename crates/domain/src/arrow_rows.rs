@@ -6,7 +6,7 @@ use arrow::array::{
     Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, BooleanBuilder, Date32Array, Date32Builder,
     Decimal128Array, Decimal128Builder, Float32Array, Float32Builder, Float64Array, Float64Builder, Int16Array,
     Int16Builder, Int32Array, Int32Builder, Int64Array, Int64Builder, StringArray, StringBuilder,
-    Time64MicrosecondArray, Time64MicrosecondBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    Time64NanosecondArray, Time64NanosecondBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{Field, Schema, SchemaRef};
 
@@ -25,7 +25,10 @@ pub fn table_schema(table: &TableDefinition) -> SchemaRef {
     let mut fields: Vec<Field> = table.schema().columns.iter().map(column_field).collect();
     fields.push(Field::new(SEQ_COLUMN, arrow::datatypes::DataType::Int64, false));
     if table.kind.has_soft_delete() {
-        fields.push(Field::new(DELETED_COLUMN, arrow::datatypes::DataType::Boolean, false));
+        // Declared nullable (it never holds NULL) so the optimiser cannot fold a filter on
+        // `_deleted` such as `_deleted OR NOT _deleted` into nothing: a filter that names
+        // `_deleted` is what makes soft-deleted rows visible.
+        fields.push(Field::new(DELETED_COLUMN, arrow::datatypes::DataType::Boolean, true));
     }
     Arc::new(Schema::new(fields))
 }
@@ -65,7 +68,18 @@ where
         DataType::Bytes => build!(BinaryBuilder::with_capacity(len, len * 16), Bytes),
         DataType::Timestamp => build!(TimestampMicrosecondBuilder::with_capacity(len), Timestamp),
         DataType::Date => build!(Date32Builder::with_capacity(len), Date),
-        DataType::Time => build!(Time64MicrosecondBuilder::with_capacity(len), Time),
+        DataType::Time => {
+            // Arrow holds TIME in nanoseconds (as SQL TIME literals are); stored as microseconds.
+            let mut b = Time64NanosecondBuilder::with_capacity(len);
+            for i in 0..len {
+                match value_at(i) {
+                    Value::Time(v) => b.append_value(v.saturating_mul(1000)),
+                    Value::Null => b.append_null(),
+                    other => return Err(mismatch(other, data_type)),
+                }
+            }
+            Arc::new(b.finish()) as ArrayRef
+        }
     })
 }
 
@@ -103,7 +117,7 @@ pub fn array_values(array: &dyn Array, data_type: &DataType) -> DomainResult<Vec
         DataType::Bytes => read!(BinaryArray, Bytes, |v: &[u8]| v.to_vec()),
         DataType::Timestamp => read!(TimestampMicrosecondArray, Timestamp, |v| v),
         DataType::Date => read!(Date32Array, Date, |v| v),
-        DataType::Time => read!(Time64MicrosecondArray, Time, |v| v),
+        DataType::Time => read!(Time64NanosecondArray, Time, |v: i64| v / 1000),
     })
 }
 

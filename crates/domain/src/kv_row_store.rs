@@ -115,11 +115,7 @@ impl KvRowStore {
     }
 
     /// Primary-key values of live STREAM rows of a partition (streams are keyed by `_seq`).
-    fn live_stream_keys(
-        &self,
-        table: &TableDefinition,
-        partition: &Partition,
-    ) -> DomainResult<Vec<StreamKey>> {
+    fn live_stream_keys(&self, table: &TableDefinition, partition: &Partition) -> DomainResult<Vec<StreamKey>> {
         let pk = table.schema().primary_key_position();
         let mut out = Vec::new();
         for row in self.scan(table, partition, ScanRequest::all())? {
@@ -391,6 +387,18 @@ impl RowStore for KvRowStore {
                 }
             }
             if !RowCodec::decode_header(&value)?.1 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn has_live_null(&self, table: &TableDefinition, position: usize) -> DomainResult<bool> {
+        let codec = RowCodec::new(table.schema());
+        for pair in self.kv.scan(&table.keyspace(), KeyRange::all(), false)? {
+            let (_, value) = pair?;
+            let row = codec.decode(&value)?;
+            if !row.deleted && row.values.get(position).is_none_or(Value::is_null) {
                 return Ok(true);
             }
         }

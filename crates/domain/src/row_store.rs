@@ -105,6 +105,10 @@ pub trait RowStore: std::fmt::Debug + Send + Sync + 'static {
     /// Whether any partition of the table holds a live row.
     async fn has_live_rows(&self, table: &TableDefinition) -> DomainResult<bool>;
 
+    /// Whether any live row of any partition holds NULL in the column at `position` of the
+    /// current schema.
+    async fn has_live_null(&self, table: &TableDefinition, position: usize) -> DomainResult<bool>;
+
     /// Removes STREAM rows past their TTL or past `MAX_ROWS`, in every partition; returns
     /// how many were removed.
     async fn evict_stream_rows(&self, table: &TableDefinition) -> DomainResult<u64>;

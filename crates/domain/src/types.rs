@@ -32,7 +32,7 @@ pub enum DataType {
     Timestamp,
     /// `DATE`: days since the Unix epoch.
     Date,
-    /// `TIME`: microseconds since midnight.
+    /// `TIME`: microseconds since midnight (nanoseconds in Arrow, like SQL TIME literals).
     Time,
     /// `UUID`: kept as its canonical lowercase text.
     Uuid,
@@ -53,7 +53,7 @@ impl DataType {
             DataType::Bytes => ArrowType::Binary,
             DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, None),
             DataType::Date => ArrowType::Date32,
-            DataType::Time => ArrowType::Time64(TimeUnit::Microsecond),
+            DataType::Time => ArrowType::Time64(TimeUnit::Nanosecond),
         }
     }
 

@@ -223,7 +223,10 @@ impl QueryEngine {
                 .get_or_insert_with(Vec::new)
                 .push(Arc::new(udf));
         }
-        builder.build()
+        let mut state = builder.build();
+        // Fixes `now()` for the statement (DataFusion folds it to this instant).
+        state.mark_start_execution();
+        state
     }
 
     /// Plans and runs a query statement, binding `params` to its placeholders.

@@ -84,7 +84,7 @@ pub async fn run(engine: &QueryEngine, session: &Session, alter: AlterTable) -> 
                 ..
             } => {
                 for name in column_names {
-                    let name = ColumnName::new(&name.value)?;
+                    let name = user_column(&name.value, "dropped")?;
                     let Some(position) = schema.position(name.as_str()) else {
                         if if_exists {
                             continue;
@@ -108,7 +108,7 @@ pub async fn run(engine: &QueryEngine, session: &Session, alter: AlterTable) -> 
                 old_column_name,
                 new_column_name,
             } => {
-                let old = ColumnName::new(&old_column_name.value)?;
+                let old = user_column(&old_column_name.value, "renamed")?;
                 let new = ColumnName::new_user_column(&new_column_name.value)?;
                 if schema.column(new.as_str()).is_some() {
                     return Err(DomainError::ColumnExists {
@@ -123,7 +123,7 @@ pub async fn run(engine: &QueryEngine, session: &Session, alter: AlterTable) -> 
                 schema.columns[position].name = new;
             }
             AlterTableOperation::AlterColumn { column_name, op } => {
-                let name = ColumnName::new(&column_name.value)?;
+                let name = user_column(&column_name.value, "altered")?;
                 let position = schema
                     .position(name.as_str())
                     .ok_or_else(|| column_not_found(&table_name, &name))?;
@@ -143,10 +143,14 @@ pub async fn run(engine: &QueryEngine, session: &Session, alter: AlterTable) -> 
                         schema.columns[position].nullable = true;
                     }
                     AlterColumnOperation::SetNotNull => {
-                        if engine.rows.has_live_rows(&table).await? {
-                            return Err(QueryError::Unsupported(format!(
-                                "SET NOT NULL on table {id}, which has rows (add a new NOT NULL column with a DEFAULT instead)"
-                            )));
+                        // Rows are read under the current definition, where the column sits at `position`.
+                        let current_position = table.schema().position(name.as_str());
+                        if let Some(current) = current_position
+                            && engine.rows.has_live_null(&table, current).await?
+                        {
+                            return Err(QueryError::Domain(DomainError::Constraint(format!(
+                                "column '{name}' of table {id} holds NULLs; cannot SET NOT NULL"
+                            ))));
                         }
                         schema.columns[position].nullable = false;
                     }
@@ -182,6 +186,17 @@ pub async fn run(engine: &QueryEngine, session: &Session, alter: AlterTable) -> 
         0,
         format!("Table {id} altered successfully (schema version {version})"),
     ))
+}
+
+/// A column an ALTER names: a user column (system columns cannot be changed).
+fn user_column(raw: &str, verb: &str) -> QueryResult<ColumnName> {
+    let name = ColumnName::new(raw)?;
+    if name.is_reserved() {
+        return Err(QueryError::InvalidStatement(format!(
+            "column '{name}' is a system column and cannot be {verb}"
+        )));
+    }
+    Ok(name)
 }
 
 fn column_not_found(table: &str, column: &ColumnName) -> QueryError {

@@ -19,6 +19,11 @@ pub async fn drop(
     if_exists: bool,
 ) -> QueryResult<StatementOutput> {
     let id = engine.resolve_table(session, name)?;
+    if id.namespace.is_reserved() {
+        return Err(QueryError::PermissionDenied(format!(
+            "{id} is a system table and is read-only"
+        )));
+    }
     let snapshot = engine.catalog.snapshot();
     let Some(table) = snapshot.table(&id) else {
         if if_exists {

@@ -1,0 +1,221 @@
+//! One user's `SELECT * FROM app.t` (100 rows) in a USER table, with 100 and with 10,000
+//! users of 100 rows each, on both backends: the query must cost the same however many
+//! other users the table holds (target: 10,000 users within 1.2x of 100 users).
+//!
+//! Bench ids: `per_user_query/<backend>/<n>_users`. After each backend the bench prints a
+//! summary line with the median latency of both sizes and their ratio.
+//!
+//! Setup: the table is created through SQL, the rows are written straight to the key-value
+//! store in large batches, with exactly the keys and values `KvRowStore::insert` writes
+//! (its per-call write batch, fsynced on every call by sled's default configuration, would
+//! make loading 10,000 partitions take minutes). The setup checks through the row store and
+//! through SQL that the queried user sees exactly its 100 rows.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use calamus::{Database, StorageBackend};
+use calamus_domain::ids::SnowflakeGenerator;
+use calamus_domain::keys::encode_key_value;
+use calamus_domain::model::{Role, TableDefinition};
+use calamus_domain::{
+    KvRowStore, NamespaceId, Partition, RowCodec, RowStore, RowVersion, ScanRequest, TableId, TableName, UserId, Value,
+    WriteBatch,
+};
+use calamus_query::Session;
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use tempfile::TempDir;
+use tokio::runtime::Runtime;
+
+const ROWS_PER_USER: usize = 100;
+const USER_COUNTS: [usize; 2] = [100, 10_000];
+/// Rows per write batch while loading.
+const LOAD_BATCH_ROWS: usize = 20_000;
+const QUERY: &str = "SELECT * FROM app.t";
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn user_name(i: usize) -> String {
+    format!("u{i:05}")
+}
+
+fn table_def(db: &Database, namespace: &str, table: &str) -> Arc<TableDefinition> {
+    let id = TableId::new(
+        NamespaceId::new(namespace).expect("namespace id"),
+        TableName::new(table).expect("table name"),
+    );
+    Arc::clone(
+        db.engine
+            .catalog()
+            .snapshot()
+            .table(&id)
+            .expect("the table exists in the catalog"),
+    )
+}
+
+/// Writes `rows_per_user` rows for each of `users` users, as `KvRowStore::insert` would.
+fn load_users(db: &Database, table: &TableDefinition, users: usize, rows_per_user: usize) {
+    let seq = SnowflakeGenerator::new(1, 0);
+    let codec = RowCodec::new(table.schema());
+    let keyspace = table.keyspace();
+    let mut batch = WriteBatch::new();
+    for u in 0..users {
+        let partition = Partition::User(UserId::new(&user_name(u)).expect("user id"));
+        for r in 0..rows_per_user {
+            let id = (u * rows_per_user + r) as i64;
+            let values = vec![
+                Value::BigInt(id),
+                Value::Text(format!("user {u:05} row {r:03} some payload text")),
+            ];
+            let row_id = encode_key_value(&values[0]).expect("key");
+            let version = RowVersion {
+                seq: seq.next_id(),
+                deleted: false,
+                values,
+            };
+            batch.put(
+                &keyspace,
+                partition.row_key(&row_id),
+                codec.encode(&version).expect("encodes"),
+            );
+            if batch.len() >= LOAD_BATCH_ROWS {
+                db.kv.write(std::mem::take(&mut batch)).expect("write");
+            }
+        }
+    }
+    db.kv.write(batch).expect("write");
+    db.kv.sync().expect("sync");
+}
+
+struct Fixture {
+    _dir: TempDir,
+    db: Database,
+    session: Session,
+}
+
+fn setup(rt: &Runtime, backend: StorageBackend, users: usize) -> Fixture {
+    let dir = TempDir::new().expect("temp dir");
+    let db = Database::open(backend, &dir.path().join("data")).expect("database opens");
+    let mut root = Session::root();
+    rt.block_on(db.engine.execute(
+        &mut root,
+        "CREATE NAMESPACE app; CREATE USER TABLE app.t (id BIGINT PRIMARY KEY, v TEXT)",
+        &[],
+    ))
+    .expect("DDL");
+    let table = table_def(&db, "app", "t");
+    let started = Instant::now();
+    load_users(&db, &table, users, ROWS_PER_USER);
+    eprintln!(
+        "per_user_query/{backend}: loaded {users} users x {ROWS_PER_USER} rows in {:.1?} ({})",
+        started.elapsed(),
+        dir_size_note(dir.path())
+    );
+
+    // The queried user: one in the middle of the key space.
+    let user = UserId::new(&user_name(users / 2)).expect("user id");
+    let store = KvRowStore::new(Arc::clone(&db.kv), Arc::new(SnowflakeGenerator::new(2, 0)));
+    let seen = store
+        .scan(&table, &Partition::User(user.clone()), ScanRequest::all())
+        .expect("scan")
+        .count();
+    assert_eq!(seen, ROWS_PER_USER, "the row store sees the user's rows");
+    // One more row through the real insert path, then removed again: keeps the loader honest
+    // (a key the loader wrote must be a duplicate for the row store).
+    let dup = rt.block_on(store.insert(
+        &table,
+        &Partition::User(user.clone()),
+        vec![vec![
+            Value::BigInt((users / 2 * ROWS_PER_USER) as i64),
+            Value::Text("dup".into()),
+        ]],
+    ));
+    assert!(dup.is_err(), "the loader's keys are the row store's keys");
+
+    let mut session = Session::new(user, Role::User);
+    let out = rt.block_on(db.engine.execute(&mut session, QUERY, &[])).expect("query");
+    assert_eq!(
+        out[0].row_count(),
+        ROWS_PER_USER as u64,
+        "the user sees exactly its rows"
+    );
+    Fixture { _dir: dir, db, session }
+}
+
+fn dir_size_note(path: &Path) -> String {
+    fn size(p: &Path) -> u64 {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(p)
+                .map(|rd| rd.flatten().map(|e| size(&e.path())).sum())
+                .unwrap_or(0),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+    format!("{:.1} MiB on disk", size(path) as f64 / (1024.0 * 1024.0))
+}
+
+fn run_query(rt: &Runtime, fixture: &mut Fixture) -> u64 {
+    let out = rt
+        .block_on(fixture.db.engine.execute(&mut fixture.session, QUERY, &[]))
+        .expect("query");
+    out[0].row_count()
+}
+
+/// Median latency over `n` runs (a cross-check printed next to criterion's figures).
+fn median_latency(rt: &Runtime, fixture: &mut Fixture, n: usize) -> Duration {
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(run_query(rt, fixture));
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[n / 2]
+}
+
+fn bench_per_user_query(c: &mut Criterion) {
+    let rt = runtime();
+    let mut summary = Vec::new();
+    for backend in StorageBackend::ALL {
+        let mut medians = Vec::new();
+        for users in USER_COUNTS {
+            let mut fixture = setup(&rt, backend, users);
+            {
+                let mut group = c.benchmark_group("per_user_query");
+                group.measurement_time(Duration::from_secs(5));
+                group.bench_with_input(
+                    BenchmarkId::new(backend.as_str(), format!("{users}_users")),
+                    &users,
+                    |b, _| b.iter(|| run_query(&rt, &mut fixture)),
+                );
+                group.finish();
+            }
+            medians.push((users, median_latency(&rt, &mut fixture, 301)));
+        }
+        let (small, large) = (medians[0].1, medians[1].1);
+        let ratio = large.as_secs_f64() / small.as_secs_f64();
+        summary.push(format!(
+            "per_user_query/{backend}: median {:>4} users {:>10.1?}, {:>6} users {:>10.1?}, ratio {ratio:.2}x (target <= 1.20x: {})",
+            medians[0].0,
+            small,
+            medians[1].0,
+            large,
+            if ratio <= 1.2 { "met" } else { "MISSED" }
+        ));
+    }
+    eprintln!();
+    for line in summary {
+        eprintln!("{line}");
+    }
+}
+
+criterion_group!(benches, bench_per_user_query);
+criterion_main!(benches);

@@ -1,0 +1,4 @@
+//! Calamus's whole-system test support.
+
+pub mod kv_conformance;
+pub mod slt;
