@@ -128,7 +128,7 @@ mod tests {
                 .collect::<Vec<_>>(),
         ));
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
-        let (types, rows) = format_rows(&schema, &[batch.clone()], ValueStyle::Calamus).unwrap();
+        let (types, rows) = format_rows(&schema, std::slice::from_ref(&batch), ValueStyle::Calamus).unwrap();
         let letters: String = types.iter().map(sqllogictest::ColumnType::to_char).collect();
         assert_eq!(letters, "IRTTR");
         assert_eq!(rows[0], ["-7", "2.500", "(empty)", "true", "12.340"]);
