@@ -188,6 +188,14 @@ impl TableModel {
         self.rows.values().any(|p| !p.live.is_empty())
     }
 
+    /// Whether a live row holds NULL in the column at `position`.
+    fn has_null(&self, position: usize) -> bool {
+        self.rows
+            .values()
+            .flat_map(|p| p.live.values())
+            .any(|row| row[position].is_none())
+    }
+
     /// Every stored row, live or deleted: what an ALTER changes.
     fn all_rows_mut(&mut self) -> impl Iterator<Item = &mut Row> {
         self.rows
@@ -892,10 +900,8 @@ fn statement(model: &Model, op: &Op) -> Step {
                 (None, _) => Err(ErrorKind::NotFound),
                 (_, None) => Err(ErrorKind::Execution),
                 (Some(_), Some(0)) if matches!(change, ColumnChange::DropNotNull) => Err(ErrorKind::InvalidSql),
-                // The engine refuses SET NOT NULL on a table with rows, whatever they hold
-                // (it says: add a new NOT NULL column with a DEFAULT instead).
-                (Some(table), Some(_)) if matches!(change, ColumnChange::SetNotNull) && table.has_rows() => {
-                    Err(ErrorKind::InvalidSql)
+                (Some(table), Some(i)) if matches!(change, ColumnChange::SetNotNull) && table.has_null(i) => {
+                    Err(ErrorKind::Conflict)
                 }
                 (Some(_), Some(i)) => {
                     let table = next.table_mut(ns, t);

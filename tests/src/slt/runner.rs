@@ -16,6 +16,10 @@ use super::format::ValueStyle;
 use super::report::{Failure, FileReport};
 use super::script::{self, SltRecord};
 
+/// The stack of the threads that plan and run statements: planning a join of 64 tables
+/// recurses deeper than the default 2 MiB allow in a debug build.
+const STACK_SIZE: usize = 64 << 20;
+
 /// The labels `skipif`/`onlyif` see by default: SQLite's scripts then take the
 /// PostgreSQL-flavoured expectations where they offer a choice.
 pub const DEFAULT_LABELS: [&str; 2] = ["postgresql", "calamus"];
@@ -108,6 +112,7 @@ fn run_file_into(config: &SltConfig, path: &Path, report: &mut FileReport) -> Re
     let conventions = config.conventions_for(path);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_stack_size(STACK_SIZE)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
@@ -231,13 +236,17 @@ pub fn run_files(config: &SltConfig, files: &[(PathBuf, String)], threads: usize
     let reports: Mutex<Vec<Option<FileReport>>> = Mutex::new(vec![None; files.len()]);
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, files.len().max(1)) {
-            scope.spawn(|| {
+            let worker = std::thread::Builder::new()
+                .name("slt-file".into())
+                .stack_size(STACK_SIZE);
+            let spawned = worker.spawn_scoped(scope, || {
                 while let Some(&index) = order.get(next.fetch_add(1, Ordering::SeqCst)) {
                     let (path, name) = &files[index];
                     let report = run_file(config, path, name);
                     lock(&reports)[index] = Some(report);
                 }
             });
+            spawned.expect("a thread for running scripts can be started");
         }
     });
     reports
