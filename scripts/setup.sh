@@ -25,6 +25,20 @@ if ! have_libclang; then
   fi
 fi
 
+# The README's quickstart (and its test) use curl.
+if ! command -v curl >/dev/null 2>&1; then
+  echo "setup: curl not found; installing it" >&2
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo_cmd=""
+    if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends curl >/dev/null
+  else
+    echo "setup: no apt-get here; install curl" >&2
+    exit 1
+  fi
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is missing; install Rust (https://rustup.rs) first" >&2
   exit 1

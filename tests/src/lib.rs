@@ -1,4 +1,5 @@
 //! Calamus's whole-system test support.
 
 pub mod kv_conformance;
+pub mod server;
 pub mod slt;

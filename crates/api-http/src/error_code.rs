@@ -31,6 +31,20 @@ pub enum ErrorCode {
     RateLimitExceeded,
     /// A fault of the server (500).
     InternalError,
+    /// No `Authorization` header (401).
+    MissingAuthorization,
+    /// Wrong user name or password (401).
+    InvalidCredentials,
+    /// The token has expired (401).
+    TokenExpired,
+    /// The token is malformed, tampered with, signed by another secret, or of the wrong type (401).
+    InvalidToken,
+    /// No such endpoint (404).
+    UnknownEndpoint,
+    /// The endpoint does not take this method (405).
+    MethodNotAllowed,
+    /// A feature this version does not have (501).
+    NotImplemented,
 }
 
 impl ErrorCode {
@@ -43,8 +57,14 @@ impl ErrorCode {
             | ErrorCode::InvalidParameter
             | ErrorCode::ParamsWithBatch
             | ErrorCode::SqlExecutionError => 400,
+            ErrorCode::MissingAuthorization
+            | ErrorCode::InvalidCredentials
+            | ErrorCode::TokenExpired
+            | ErrorCode::InvalidToken => 401,
             ErrorCode::PermissionDenied => 403,
-            ErrorCode::NotFound => 404,
+            ErrorCode::NotFound | ErrorCode::UnknownEndpoint => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::NotImplemented => 501,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RateLimitExceeded => 429,
@@ -67,6 +87,13 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::MissingAuthorization => "MISSING_AUTHORIZATION",
+            ErrorCode::InvalidCredentials => "INVALID_CREDENTIALS",
+            ErrorCode::TokenExpired => "TOKEN_EXPIRED",
+            ErrorCode::InvalidToken => "INVALID_TOKEN",
+            ErrorCode::UnknownEndpoint => "NOT_FOUND",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
         }
     }
 
@@ -92,14 +119,30 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// What a user reads.
     pub message: String,
+    /// More context (the failing statement), when the caller may see it.
+    pub details: Option<String>,
+}
+
+impl ApiError {
+    /// A failure with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// The same failure with `details`.
+    pub fn with_details(mut self, details: impl Into<String>) -> Self {
+        self.details = Some(details.into());
+        self
+    }
 }
 
 impl From<&QueryError> for ApiError {
     fn from(error: &QueryError) -> Self {
-        ApiError {
-            code: ErrorCode::for_query_error(error),
-            message: error.to_string(),
-        }
+        ApiError::new(ErrorCode::for_query_error(error), error.to_string())
     }
 }
 

@@ -40,6 +40,14 @@ impl fmt::Display for StorageBackend {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for StorageBackend {
+    /// Accepts the names `FromStr` accepts, so the config file and the flags agree.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for StorageBackend {
     type Err = AppError;
     fn from_str(s: &str) -> Result<Self, AppError> {

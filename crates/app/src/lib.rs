@@ -1,11 +1,23 @@
 //! # calamus
 //!
-//! The composition root: opens the configured storage backend, builds the catalog, the row
-//! store and the query engine over it. The `calamus` binary (`main.rs`) starts from here;
-//! tests open a [`Database`] in-process the same way.
+//! The composition root: reads the configuration, opens the configured storage backend,
+//! builds the catalog, the row store and the query engine over it, and serves them. The
+//! `calamus` binary (`main.rs`) starts from here; tests open a [`Database`] in-process the
+//! same way.
+//!
+//! - [`config`]: the configuration (file, environment, flags);
+//! - [`database`]: opening a data directory;
+//! - [`serve`]: the server;
+//! - [`cli`]: the command line (`calamus serve`, `calamus sql`, `calamus exec`);
+//! - [`client`]: the HTTP client behind `calamus sql`.
 
+pub mod cli;
+pub mod client;
+pub mod config;
 pub mod database;
 pub mod error;
+pub mod serve;
 
+pub use config::Config;
 pub use database::{Database, StorageBackend};
 pub use error::AppError;

@@ -14,9 +14,19 @@ use crate::error::{DomainError, DomainResult};
 use crate::model::{ColumnDefinition, DELETED_COLUMN, SEQ_COLUMN, TableDefinition};
 use crate::types::{DataType, Value};
 
+/// The Arrow field metadata key naming a Calamus type that Arrow alone cannot tell apart:
+/// `Json` and `Uuid` columns are Arrow `Utf8` like `Text`.
+pub const TYPE_METADATA_KEY: &str = "calamus.type";
+
 /// The Arrow field of a user column.
 pub fn column_field(column: &ColumnDefinition) -> Field {
-    Field::new(column.name.as_str(), column.data_type.arrow_type(), true)
+    let field = Field::new(column.name.as_str(), column.data_type.arrow_type(), true);
+    match column.data_type {
+        DataType::Json | DataType::Uuid => {
+            field.with_metadata([(TYPE_METADATA_KEY.to_owned(), column.data_type.wire_name())].into())
+        }
+        _ => field,
+    }
 }
 
 /// The Arrow schema a table is read with: its user columns, then `_seq`, then `_deleted`

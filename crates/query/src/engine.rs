@@ -16,6 +16,7 @@ use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement as SqlStatement};
 
+use crate::authorization::{authorize, denied, rules};
 use crate::error::{QueryError, QueryResult};
 use crate::functions::{id_functions, session_functions};
 use crate::output::StatementOutput;
@@ -80,15 +81,17 @@ impl QueryEngine {
         Ok(Session::new(id, record.role))
     }
 
-    /// Runs every statement of `sql` in order, giving each one's output. The first failure
-    /// stops the batch (earlier statements stay applied). `params` fill `$1..$n`.
+    /// Runs every statement of `sql` in order, giving each one's output: [`Self::prepare`],
+    /// then [`Self::run`] for each statement. A forbidden statement fails the batch before
+    /// any statement runs; otherwise the first failure stops the batch (earlier statements
+    /// stay applied). `params` fill `$1..$n`.
     pub async fn execute(
         &self,
         session: &mut Session,
         sql: &str,
         params: &[ScalarValue],
     ) -> QueryResult<Vec<StatementOutput>> {
-        let statements = parse_statements(sql)?;
+        let statements = self.prepare(session, sql)?;
         if statements.is_empty() {
             return Err(QueryError::InvalidStatement("the SQL holds no statement".into()));
         }
@@ -99,13 +102,42 @@ impl QueryEngine {
         Ok(outputs)
     }
 
-    /// Runs one parsed statement.
+    /// Parses `sql` and authorises every statement of it for `session`, before any runs:
+    /// the statements, or the first error (a syntax error, or `PermissionDenied` for the
+    /// first statement the session's role may not run). `USE ns` statements of the batch
+    /// are followed, so later unqualified names are checked in the namespace they will
+    /// resolve in; tables and users the batch creates are checked when their statements
+    /// run. A text of only comments and semicolons gives no statement.
+    pub fn prepare(&self, session: &Session, sql: &str) -> QueryResult<Vec<Statement>> {
+        let statements = parse_statements(sql)?;
+        let snapshot = self.catalog.snapshot();
+        let mut simulated = session.clone();
+        for statement in &statements {
+            authorize(&snapshot, &simulated, statement)?;
+            if let Statement::Use { namespace } = statement
+                && let Ok(namespace) = NamespaceId::new(&namespace.value)
+            {
+                simulated.namespace = namespace;
+            }
+        }
+        Ok(statements)
+    }
+
+    /// Whether `session` may run `statement` now: `Ok`, or `PermissionDenied`. [`Self::run`]
+    /// checks this itself; it is public for callers that accept a statement before running
+    /// it (a subscription's query).
+    pub fn authorize(&self, session: &Session, statement: &Statement) -> QueryResult<()> {
+        authorize(&self.catalog.snapshot(), session, statement)
+    }
+
+    /// Runs one parsed statement, after checking that the session's role allows it.
     pub async fn run(
         &self,
         session: &mut Session,
         statement: Statement,
         params: &[ScalarValue],
     ) -> QueryResult<StatementOutput> {
+        self.authorize(session, &statement)?;
         match statement {
             Statement::CreateNamespace { name, if_not_exists } => {
                 ddl::namespace::create(self, &name, if_not_exists).await
@@ -116,7 +148,7 @@ impl QueryEngine {
                 if_exists,
                 cascade,
             } => ddl::namespace::drop(self, &name, if_exists, cascade).await,
-            Statement::ShowNamespaces => show::namespaces(self),
+            Statement::ShowNamespaces => show::namespaces(self, session),
             Statement::Use { namespace } => ddl::namespace::use_namespace(self, session, &namespace),
             Statement::CreateTable {
                 kind,
@@ -126,7 +158,7 @@ impl QueryEngine {
             Statement::DropTable { kind, name, if_exists } => {
                 ddl::table::drop(self, session, kind, &name, if_exists).await
             }
-            Statement::ShowTables { namespace } => show::tables(self, namespace.as_ref()),
+            Statement::ShowTables { namespace } => show::tables(self, session, namespace.as_ref()),
             Statement::DescribeTable { name, history } => show::describe(self, session, &name, history),
             Statement::ShowStats { name } => show::stats(self, session, &name).await,
             Statement::CreateUser {
@@ -144,7 +176,8 @@ impl QueryEngine {
             }
             Statement::Index { table, create } => ddl::table::index(self, session, table.as_ref(), create),
             Statement::NotAvailable { feature } => Err(QueryError::Unsupported(format!(
-                "{feature} is not available in this version of Calamus"
+                "{} is not available in this version of Calamus",
+                feature.description()
             ))),
             Statement::Sql(statement) => self.run_sql(session, *statement, params).await,
         }
@@ -181,19 +214,15 @@ impl QueryEngine {
     }
 
     /// The session `EXECUTE AS USER` runs its statement in, if the caller's role allows it.
-    fn execute_as_session(&self, caller: &Session, user: &str) -> QueryResult<Session> {
+    pub(crate) fn execute_as_session(&self, caller: &Session, user: &str) -> QueryResult<Session> {
+        if caller.role == Role::User {
+            return Err(denied(caller.role, String::new));
+        }
         let target = self.session_for(user)?;
-        let allowed = match caller.role {
-            Role::System => true,
-            Role::Dba => target.role <= Role::Dba,
-            Role::Service => target.role <= Role::Service,
-            Role::User => false,
-        };
-        if !allowed {
-            return Err(QueryError::PermissionDenied(format!(
-                "role {} may not EXECUTE AS USER with role {}",
-                caller.role, target.role
-            )));
+        if !rules::may_execute_as(caller.role, target.role) {
+            return Err(denied(caller.role, || {
+                format!("role {} may not EXECUTE AS USER with role {}", caller.role, target.role)
+            }));
         }
         Ok(Session {
             namespace: caller.namespace.clone(),
@@ -208,6 +237,7 @@ impl QueryEngine {
             snapshot: self.catalog.snapshot(),
             rows: Arc::clone(&self.rows),
             user: session.user.clone(),
+            role: session.role,
             dml_target,
         };
         let catalogs = MemoryCatalogProviderList::new();
@@ -236,6 +266,19 @@ impl QueryEngine {
         statement: SqlStatement,
         params: &[ScalarValue],
     ) -> QueryResult<(SchemaRef, Vec<RecordBatch>)> {
+        let frame = self.plan_query(state, statement, params).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await?;
+        Ok((schema, batches))
+    }
+
+    /// Plans a query statement, binding `params` to its placeholders.
+    pub(crate) async fn plan_query(
+        &self,
+        state: &SessionState,
+        statement: SqlStatement,
+        params: &[ScalarValue],
+    ) -> QueryResult<DataFrame> {
         let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?;
@@ -250,27 +293,29 @@ impl QueryEngine {
         } else {
             plan.with_param_values(params.to_vec())?
         };
-        let frame = DataFrame::new(state.clone(), plan);
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame.collect().await?;
-        Ok((schema, batches))
+        Ok(DataFrame::new(state.clone(), plan))
     }
 
     /// Resolves a table name of a statement: `t` in the session's namespace, or `ns.t`.
     pub(crate) fn resolve_table(&self, session: &Session, name: &ObjectName) -> QueryResult<TableId> {
-        let parts: Vec<String> = name.0.iter().map(|p| p.to_string()).collect();
-        let unquote = |s: &str| s.trim_matches('"').trim_matches('`').to_owned();
-        let (namespace, table) = match parts.as_slice() {
-            [table] => (session.namespace.clone(), TableName::new(&unquote(table))?),
-            [ns, table] => (NamespaceId::new(&unquote(ns))?, TableName::new(&unquote(table))?),
-            _ => {
-                return Err(QueryError::InvalidStatement(format!(
-                    "table name '{name}' must be 'table' or 'namespace.table'"
-                )));
-            }
-        };
-        Ok(TableId::new(namespace, table))
+        table_id(&session.namespace, name)
     }
+}
+
+/// The table `name` names: `t` in `namespace`, or `ns.t`.
+pub(crate) fn table_id(namespace: &NamespaceId, name: &ObjectName) -> QueryResult<TableId> {
+    let parts: Vec<String> = name.0.iter().map(|p| p.to_string()).collect();
+    let unquote = |s: &str| s.trim_matches('"').trim_matches('`').to_owned();
+    let (namespace, table) = match parts.as_slice() {
+        [table] => (namespace.clone(), TableName::new(&unquote(table))?),
+        [ns, table] => (NamespaceId::new(&unquote(ns))?, TableName::new(&unquote(table))?),
+        _ => {
+            return Err(QueryError::InvalidStatement(format!(
+                "table name '{name}' must be 'table' or 'namespace.table'"
+            )));
+        }
+    };
+    Ok(TableId::new(namespace, table))
 }
 
 /// The first words of a statement, to name it in an error without echoing all of it.

@@ -1,8 +1,11 @@
 //! The query layer's one error type.
 
 use calamus_domain::DomainError;
+use calamus_domain::model::Role;
 use datafusion::error::DataFusionError;
 use thiserror::Error;
+
+use crate::authorization::rules::GENERIC_REFUSAL;
 
 /// Result of query-layer operations.
 pub type QueryResult<T> = Result<T, QueryError>;
@@ -70,11 +73,41 @@ impl From<DataFusionError> for QueryError {
                 if let Some(domain) = inner.downcast_ref::<DomainError>() {
                     return QueryError::Domain(domain.clone());
                 }
+                // A refusal of the statement's catalog (see providers/catalog.rs).
+                if let Some(QueryError::PermissionDenied(message)) = inner.downcast_ref::<QueryError>() {
+                    return QueryError::PermissionDenied(message.clone());
+                }
                 QueryError::DataFusion(Box::new(e))
+            }
+            DataFusionError::NotImplemented(message) if is_undecorrelated_subquery(message) => {
+                QueryError::Unsupported(UNDECORRELATED_SUBQUERY.to_owned())
+            }
+            DataFusionError::Plan(message)
+                if message.contains("unique expression names") && message.contains("<subquery>") =>
+            {
+                QueryError::Unsupported(UNNAMED_SUBQUERIES.to_owned())
             }
             _ => QueryError::DataFusion(Box::new(e)),
         }
     }
+}
+
+/// What a subquery that DataFusion's optimiser could not turn into a join answers.
+pub const UNDECORRELATED_SUBQUERY: &str = "this subquery refers to the outer query in a way Calamus cannot run yet: \
+     a correlated subquery must be in WHERE (IN, EXISTS or a scalar comparison) and be correlated by equalities \
+     (inner.a = outer.a); rewrite it as a join";
+
+/// What two unnamed subqueries in one select list answer.
+pub const UNNAMED_SUBQUERIES: &str =
+    "two subqueries in one select list have the same name: give each an alias (AS name)";
+
+/// DataFusion plans a subquery expression only after its optimiser has rewritten it into a
+/// join; one that is left means the rewrite was not possible.
+fn is_undecorrelated_subquery(message: &str) -> bool {
+    message.contains("does not support logical expression")
+        && ["ScalarSubquery", "InSubquery", "Exists"]
+            .iter()
+            .any(|kind| message.contains(kind))
 }
 
 /// DataFusion's messages carry layer prefixes ("Error during planning: ") that say nothing
@@ -100,6 +133,23 @@ fn strip_datafusion_prefixes(e: &DataFusionError) -> String {
 }
 
 impl QueryError {
+    /// The error as a caller with `role` may read it. For `user` and `service`, a refusal
+    /// and a "not found" (of a namespace, table, user or storage) become one and the same
+    /// `PermissionDenied` naming nothing, so that a caller cannot tell a table it may not
+    /// read from one that does not exist, nor learn a name from an error; other errors,
+    /// and every error for dba and system, are returned as they are.
+    pub fn redacted_for(self, role: Role) -> QueryError {
+        if role >= Role::Dba {
+            return self;
+        }
+        match self.kind() {
+            ErrorKind::PermissionDenied | ErrorKind::NotFound => {
+                QueryError::PermissionDenied(GENERIC_REFUSAL.to_owned())
+            }
+            _ => self,
+        }
+    }
+
     /// The kind of failure, for mapping to a protocol status.
     pub fn kind(&self) -> ErrorKind {
         match self {

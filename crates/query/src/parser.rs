@@ -11,7 +11,7 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{QueryError, QueryResult};
-use crate::statement::{Statement, UserChange};
+use crate::statement::{Statement, UnavailableFeature, UserChange};
 
 /// Statements one call may hold at most.
 pub const MAX_STATEMENTS: usize = 10_000;
@@ -181,16 +181,22 @@ impl CalamusParser<'_, '_> {
                 Ok(Statement::DescribeTable { name, history })
             }
             "EXECUTE" if self.words_are(&["EXECUTE", "AS", "USER"]) => self.parse_execute_as(),
-            "SUBSCRIBE" => self.not_available("live queries (SUBSCRIBE TO) are served over WebSocket at /v1/ws"),
-            "KILL" if self.words_are(&["KILL", "LIVE"]) => self.not_available("KILL LIVE QUERY"),
-            "KILL" if self.words_are(&["KILL", "JOB"]) => self.not_available("KILL JOB"),
-            "STORAGE" | "FLUSH" => self.not_available("flushing to cold storage (STORAGE FLUSH / FLUSH TABLE)"),
+            "SUBSCRIBE" => self.not_available(UnavailableFeature::Subscribe),
+            "KILL" if self.words_are(&["KILL", "LIVE"]) => self.not_available(UnavailableFeature::KillLiveQuery),
+            "KILL" if self.words_are(&["KILL", "JOB"]) => self.not_available(UnavailableFeature::KillJob),
+            "STORAGE" | "FLUSH" => self.not_available(UnavailableFeature::Flush),
             _ => Ok(Statement::Sql(Box::new(self.parser.parse_statement().map_err(syntax)?))),
         }
     }
 
     /// Consumes the rest of the statement and reports a feature this version lacks.
-    fn not_available(&mut self, feature: &'static str) -> QueryResult<Statement> {
+    fn not_available(&mut self, feature: UnavailableFeature) -> QueryResult<Statement> {
+        self.skip_rest();
+        Ok(Statement::NotAvailable { feature })
+    }
+
+    /// Consumes the tokens up to the end of the statement.
+    fn skip_rest(&mut self) {
         loop {
             let token = self.parser.peek_token().token;
             if token == Token::SemiColon || token == Token::EOF {
@@ -198,7 +204,6 @@ impl CalamusParser<'_, '_> {
             }
             self.parser.next_token();
         }
-        Ok(Statement::NotAvailable { feature })
     }
 
     fn parse_create(&mut self) -> QueryResult<Statement> {
@@ -248,7 +253,7 @@ impl CalamusParser<'_, '_> {
             });
         }
         if self.words_are(&["STORAGE"]) {
-            return self.not_available("storages (CREATE STORAGE)");
+            return self.not_available(UnavailableFeature::CreateStorage);
         }
         let unique = self.eat_words(&["UNIQUE"]);
         if self.eat_words(&["INDEX"]) {
@@ -260,7 +265,7 @@ impl CalamusParser<'_, '_> {
                 self.parser.expect_keyword(Keyword::ON).map_err(syntax)?;
             }
             let table = self.object_name()?;
-            self.not_available("")?;
+            self.skip_rest();
             return Ok(Statement::Index {
                 table: Some(table),
                 create: true,
@@ -322,7 +327,7 @@ impl CalamusParser<'_, '_> {
             });
         }
         if self.words_are(&["STORAGE"]) {
-            return self.not_available("storages (DROP STORAGE)");
+            return self.not_available(UnavailableFeature::DropStorage);
         }
         if self.eat_words(&["INDEX"]) {
             self.if_exists();
@@ -376,7 +381,7 @@ impl CalamusParser<'_, '_> {
             };
             return Ok(Statement::AlterUser { name, change });
         }
-        self.not_available("storages (ALTER STORAGE)")
+        self.not_available(UnavailableFeature::AlterStorage)
     }
 
     fn parse_show(&mut self) -> QueryResult<Statement> {
@@ -397,7 +402,7 @@ impl CalamusParser<'_, '_> {
             });
         }
         if self.words_are(&["SHOW", "STORAGES"]) {
-            return self.not_available("storages (SHOW STORAGES)");
+            return self.not_available(UnavailableFeature::ShowStorages);
         }
         Err(QueryError::Syntax(format!(
             "unknown SHOW statement: expected SHOW NAMESPACES, SHOW TABLES [IN ns] or SHOW STATS FOR TABLE t, found SHOW {}",

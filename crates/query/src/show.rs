@@ -9,6 +9,7 @@ use calamus_domain::model::TableKind;
 use calamus_domain::{DomainError, NamespaceId, Partition, ScanRequest};
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName};
 
+use crate::authorization::rules::may_read;
 use crate::engine::QueryEngine;
 use crate::error::QueryResult;
 use crate::output::StatementOutput;
@@ -32,23 +33,24 @@ fn text<I: IntoIterator<Item = Option<String>>>(values: I) -> ArrayRef {
     Arc::new(StringArray::from_iter(values))
 }
 
-/// `SHOW NAMESPACES`.
-pub fn namespaces(engine: &QueryEngine) -> QueryResult<StatementOutput> {
+/// `SHOW NAMESPACES`: every namespace (any role may create USER tables in any of them), with
+/// the number of its tables the session may read.
+pub fn namespaces(engine: &QueryEngine, session: &Session) -> QueryResult<StatementOutput> {
     let snapshot = engine.catalog.snapshot();
     let ns: Vec<_> = snapshot.namespaces.values().collect();
     rows(vec![
         ("namespace_id", text(ns.iter().map(|n| Some(n.id.to_string())))),
         (
             "table_count",
-            Arc::new(Int64Array::from_iter_values(
-                ns.iter().map(|n| snapshot.tables_in(&n.id).count() as i64),
-            )),
+            Arc::new(Int64Array::from_iter_values(ns.iter().map(|n| {
+                snapshot.tables_in(&n.id).filter(|t| may_read(session.role, t)).count() as i64
+            }))),
         ),
     ])
 }
 
-/// `SHOW TABLES [IN ns]`: every table, or those of one namespace.
-pub fn tables(engine: &QueryEngine, namespace: Option<&Ident>) -> QueryResult<StatementOutput> {
+/// `SHOW TABLES [IN ns]`: every table the session may read, or those of one namespace.
+pub fn tables(engine: &QueryEngine, session: &Session, namespace: Option<&Ident>) -> QueryResult<StatementOutput> {
     let snapshot = engine.catalog.snapshot();
     let filter = namespace.map(|n| NamespaceId::new(&n.value)).transpose()?;
     if let Some(ns) = &filter
@@ -62,7 +64,7 @@ pub fn tables(engine: &QueryEngine, namespace: Option<&Ident>) -> QueryResult<St
     let t: Vec<_> = snapshot
         .tables
         .values()
-        .filter(|t| filter.as_ref().is_none_or(|ns| &t.id.namespace == ns))
+        .filter(|t| filter.as_ref().is_none_or(|ns| &t.id.namespace == ns) && may_read(session.role, t))
         .collect();
     rows(vec![
         ("namespace_id", text(t.iter().map(|t| Some(t.id.namespace.to_string())))),

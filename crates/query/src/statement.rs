@@ -14,6 +14,43 @@ pub enum UserChange {
     Email(String),
 }
 
+/// A statement this version parses but cannot run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnavailableFeature {
+    /// `SUBSCRIBE TO ...` (live queries are served over WebSocket).
+    Subscribe,
+    /// `KILL LIVE QUERY '<id>'`.
+    KillLiveQuery,
+    /// `KILL JOB '<id>'`.
+    KillJob,
+    /// `STORAGE FLUSH ...` / `FLUSH TABLE ...`.
+    Flush,
+    /// `CREATE STORAGE`.
+    CreateStorage,
+    /// `ALTER STORAGE`.
+    AlterStorage,
+    /// `DROP STORAGE`.
+    DropStorage,
+    /// `SHOW STORAGES`.
+    ShowStorages,
+}
+
+impl UnavailableFeature {
+    /// What the feature is, for the error that says it is missing.
+    pub fn description(&self) -> &'static str {
+        match self {
+            UnavailableFeature::Subscribe => "live queries (SUBSCRIBE TO) are served over WebSocket at /v1/ws",
+            UnavailableFeature::KillLiveQuery => "KILL LIVE QUERY",
+            UnavailableFeature::KillJob => "KILL JOB",
+            UnavailableFeature::Flush => "flushing to cold storage (STORAGE FLUSH / FLUSH TABLE)",
+            UnavailableFeature::CreateStorage => "storages (CREATE STORAGE)",
+            UnavailableFeature::AlterStorage => "storages (ALTER STORAGE)",
+            UnavailableFeature::DropStorage => "storages (DROP STORAGE)",
+            UnavailableFeature::ShowStorages => "storages (SHOW STORAGES)",
+        }
+    }
+}
+
 /// One parsed statement.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
@@ -70,8 +107,9 @@ pub enum Statement {
     /// `CREATE INDEX` / `DROP INDEX`: accepted, builds nothing (see docs/sql.md).
     Index { table: Option<ObjectName>, create: bool },
     /// A statement of a feature this version does not have (live queries, storages,
-    /// flushing, jobs): parsed so the error can say exactly that.
-    NotAvailable { feature: &'static str },
+    /// flushing, jobs): parsed so that it is authorised like the real one and the error can
+    /// say exactly what is missing.
+    NotAvailable { feature: UnavailableFeature },
     /// Standard SQL: queries, INSERT, UPDATE, DELETE, ALTER TABLE, EXPLAIN.
     Sql(Box<SqlStatement>),
 }

@@ -1,25 +1,41 @@
 //! `calamus-slt`: runs sqllogictest scripts against an in-process Calamus, each file on a
-//! fresh database in a temporary directory, and prints per-file counts and failures.
+//! fresh database in a temporary directory, or against a running server over HTTP, and
+//! prints per-file counts and failures.
 //!
 //! ```text
 //! cargo run -p calamus-tests --bin calamus-slt -- [--backend rocksdb|sled] [--label postgresql] FILE...
+//! cargo run -p calamus-tests --bin calamus-slt -- --url http://127.0.0.1:8080 [--root-password PW] FILE...
 //! ```
+//! With `--url`, the files run in the order given against that one server, which is not
+//! reset between them: each sees what the earlier ones left. Calamus's own scripts
+//! (`tests/slt`) expect an empty database each, so run them one per fresh server (or use
+//! `cargo test -p calamus-tests --test slt_http`, which does).
+//!
 //! Exits with status 1 when any record failed (other than a listed known difference).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use calamus::StorageBackend;
-use calamus_tests::slt::{self, KnownDifferences, SltConfig};
+use calamus_tests::slt::{self, KnownDifferences, SltConfig, SltTarget};
 use clap::Parser;
 
-/// Run sqllogictest scripts against Calamus in-process.
+/// Run sqllogictest scripts against Calamus, in-process or over HTTP.
 #[derive(Debug, Parser)]
 #[command(name = "calamus-slt")]
 struct Args {
-    /// Storage backend of the databases the scripts run on: rocksdb or sled.
+    /// Storage backend of the databases the scripts run on: rocksdb or sled (ignored with
+    /// `--url`).
     #[arg(long, default_value = "rocksdb")]
     backend: String,
+    /// Run the scripts against the server at this URL (`http://host:port`) instead of
+    /// in-process; the files run in order against that one server, which is not reset.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Root's password on the server of `--url` (default: empty, which a server without a
+    /// root password accepts from loopback).
+    #[arg(long, value_name = "PW", default_value = "", requires = "url")]
+    root_password: String,
     /// Engine label for `skipif`/`onlyif` (repeatable); replaces the defaults
     /// `postgresql` and `calamus`.
     #[arg(long = "label", value_name = "LABEL")]
@@ -46,9 +62,10 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let backend: StorageBackend = match args.backend.parse() {
-        Ok(backend) => backend,
-        Err(e) => {
+    let backend: StorageBackend = match (&args.url, args.backend.parse()) {
+        (Some(_), _) => StorageBackend::RocksDb,
+        (None, Ok(backend)) => backend,
+        (None, Err(e)) => {
             eprintln!("calamus-slt: {e}");
             return ExitCode::from(2);
         }
@@ -64,6 +81,12 @@ fn main() -> ExitCode {
         None => KnownDifferences::default(),
     };
     let mut config = SltConfig::new(backend);
+    if let Some(url) = &args.url {
+        config.target = SltTarget::Http {
+            url: url.clone(),
+            root_password: args.root_password.clone(),
+        };
+    }
     config.sqlite_conventions = args.sqlite_conventions;
     if !args.labels.is_empty() {
         config.labels = args.labels.iter().cloned().collect();

@@ -19,12 +19,26 @@ use super::format::{ValueStyle, format_rows};
 pub const RUNNER_PASSWORD: &str = "slt-runner-password";
 
 /// A statement's failure, as the script's `statement error <regex>` sees it: the engine's
-/// message.
+/// message (in-process), or the server's `error.message` (over HTTP).
 #[derive(Debug, thiserror::Error)]
 pub enum SltError {
     /// The engine refused or failed the statement.
     #[error("{0}")]
     Query(#[from] QueryError),
+    /// The server refused or failed the statement: its answer's `error`.
+    #[error("{message}")]
+    Server {
+        /// The error's `code` (`NOT_FOUND`, `PERMISSION_DENIED`, ...).
+        code: String,
+        /// The error's `message`.
+        message: String,
+    },
+    /// The request did not reach the server, or its answer could not be read.
+    #[error("HTTP request failed: {0}")]
+    Transport(String),
+    /// The server's answer is not what the protocol says.
+    #[error("unexpected answer from the server: {0}")]
+    Protocol(String),
     /// A result could not be turned into text.
     #[error("cannot format the result: {0}")]
     Format(#[from] datafusion::arrow::error::ArrowError),

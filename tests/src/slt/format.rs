@@ -67,9 +67,11 @@ fn format_column(array: &dyn Array, options: &FormatOptions<'_>, style: ValueSty
     let formatter = ArrayFormatter::try_new(array, options)?;
     let real = column_type(array.data_type(), style) == DefaultColumnType::FloatingPoint;
     let integer_booleans = style == ValueStyle::Sqlite && array.data_type() == &DataType::Boolean;
+    // Logical nulls: a `NullArray` (the type of a bare `NULL`) has no validity buffer.
+    let nulls = array.logical_nulls();
     Ok((0..array.len())
         .map(|row| {
-            if array.is_null(row) {
+            if nulls.as_ref().is_some_and(|nulls| nulls.is_null(row)) {
                 return "NULL".to_owned();
             }
             if integer_booleans {
@@ -102,7 +104,9 @@ fn format_real(array: &dyn Array, row: usize, displayed: &str) -> String {
 mod tests {
     use std::sync::Arc;
 
-    use datafusion::arrow::array::{ArrayRef, BooleanArray, Decimal128Array, Float64Array, Int64Array, StringArray};
+    use datafusion::arrow::array::{
+        ArrayRef, BooleanArray, Decimal128Array, Float64Array, Int64Array, NullArray, StringArray,
+    };
     use datafusion::arrow::datatypes::{Field, Schema};
 
     use super::*;
@@ -119,6 +123,7 @@ mod tests {
                     .with_precision_and_scale(10, 2)
                     .unwrap(),
             ),
+            Arc::new(NullArray::new(2)),
         ];
         let schema = Arc::new(Schema::new(
             columns
@@ -130,13 +135,13 @@ mod tests {
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
         let (types, rows) = format_rows(&schema, std::slice::from_ref(&batch), ValueStyle::Calamus).unwrap();
         let letters: String = types.iter().map(sqllogictest::ColumnType::to_char).collect();
-        assert_eq!(letters, "IRTTR");
-        assert_eq!(rows[0], ["-7", "2.500", "(empty)", "true", "12.340"]);
-        assert_eq!(rows[1], ["NULL", "-0.333", "a b", "false", "NULL"]);
+        assert_eq!(letters, "IRTTRT");
+        assert_eq!(rows[0], ["-7", "2.500", "(empty)", "true", "12.340", "NULL"]);
+        assert_eq!(rows[1], ["NULL", "-0.333", "a b", "false", "NULL", "NULL"]);
 
         let (types, rows) = format_rows(&schema, &[batch], ValueStyle::Sqlite).unwrap();
         let letters: String = types.iter().map(sqllogictest::ColumnType::to_char).collect();
-        assert_eq!(letters, "IRTIR");
+        assert_eq!(letters, "IRTIRT");
         assert_eq!(rows[0][3], "1");
         assert_eq!(rows[1][3], "0");
     }

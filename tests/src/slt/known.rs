@@ -4,6 +4,10 @@
 //! The list is a text file, one record per line, `FILE:LINE reason`, with `#` comments
 //! and blank lines. FILE names the script by its path's last components
 //! (`select1.test`, `evidence/in1.test`); LINE is the record's `statement`/`query` line.
+//!
+//! A feature Calamus does not have fails many records with one clear error; it is listed
+//! once as `ERROR "text of the error" reason`, and every failure whose error contains the
+//! text is known. Such an entry is stale when no failure of a whole run matches it.
 
 use std::path::Path;
 
@@ -22,10 +26,22 @@ pub struct KnownDifference {
     pub list_line: usize,
 }
 
+/// An unsupported feature, known by the error it gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownError {
+    /// Text the failure's error contains.
+    pub error: String,
+    /// Why, in a few words.
+    pub reason: String,
+    /// The line of the list that says so.
+    pub list_line: usize,
+}
+
 /// The whole list.
 #[derive(Debug, Clone, Default)]
 pub struct KnownDifferences {
     entries: Vec<KnownDifference>,
+    errors: Vec<KnownError>,
 }
 
 impl KnownDifferences {
@@ -38,9 +54,24 @@ impl KnownDifferences {
     /// Parses the list's text.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut entries = Vec::new();
+        let mut errors = Vec::new();
         for (index, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("ERROR ") {
+                let malformed = || format!("line {}: expected `ERROR \"text\" reason`, found {raw:?}", index + 1);
+                let rest = rest.trim_start().strip_prefix('"').ok_or_else(malformed)?;
+                let (error, reason) = rest.split_once('"').ok_or_else(malformed)?;
+                if error.is_empty() || reason.trim().is_empty() {
+                    return Err(malformed());
+                }
+                errors.push(KnownError {
+                    error: error.to_owned(),
+                    reason: reason.trim().to_owned(),
+                    list_line: index + 1,
+                });
                 continue;
             }
             let malformed = || format!("line {}: expected `FILE:LINE reason`, found {raw:?}", index + 1);
@@ -58,7 +89,7 @@ impl KnownDifferences {
                 list_line: index + 1,
             });
         }
-        Ok(Self { entries })
+        Ok(Self { entries, errors })
     }
 
     /// Every entry.
@@ -66,9 +97,33 @@ impl KnownDifferences {
         &self.entries
     }
 
+    /// Every unsupported feature listed by its error.
+    pub fn errors(&self) -> &[KnownError] {
+        &self.errors
+    }
+
+    /// The `ERROR` entries no failure of `reports` matched (stale after a whole run).
+    pub fn unmatched_errors(&self, reports: &[FileReport]) -> Vec<KnownError> {
+        self.errors
+            .iter()
+            .filter(|known| {
+                !reports
+                    .iter()
+                    .flat_map(|r| &r.failures)
+                    .any(|f| f.actual.contains(&known.error))
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Marks the failures of `report` that are listed, and returns the entries for its
     /// script that no longer fail (stale entries hide nothing and must go).
     pub fn apply(&self, report: &mut FileReport) -> Vec<KnownDifference> {
+        for failure in &mut report.failures {
+            if let Some(known) = self.errors.iter().find(|k| failure.actual.contains(&k.error)) {
+                failure.known = Some(known.reason.clone());
+            }
+        }
         let mut stale = Vec::new();
         for entry in self
             .entries
@@ -108,6 +163,26 @@ mod tests {
         assert_eq!(report.unexpected().count(), 1);
         assert_eq!(stale.len(), 1);
         assert_eq!(stale[0].line, 40);
+    }
+
+    #[test]
+    fn failures_with_a_listed_error_are_known() {
+        let list = KnownDifferences::parse("ERROR \"cannot run this subquery\" correlated subqueries\n").unwrap();
+        let mut report = FileReport {
+            name: "select1.test".into(),
+            ..Default::default()
+        };
+        report.failures.push(Failure::whole_file(
+            "error: not supported: cannot run this subquery yet",
+        ));
+        report.failures.push(Failure::whole_file("error: something else"));
+        assert!(list.apply(&mut report).is_empty());
+        assert_eq!(report.failures[0].known.as_deref(), Some("correlated subqueries"));
+        assert!(report.failures[1].known.is_none());
+        assert!(list.unmatched_errors(std::slice::from_ref(&report)).is_empty());
+        assert_eq!(list.unmatched_errors(&[]).len(), 1);
+        assert!(KnownDifferences::parse("ERROR no quotes\n").is_err());
+        assert!(KnownDifferences::parse("ERROR \"text\"\n").is_err());
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! An in-process sqllogictest runner for Calamus, on the `sqllogictest` crate.
+//! A sqllogictest runner for Calamus, on the `sqllogictest` crate: in-process, or against a
+//! running server over HTTP.
 //!
 //! - [`script`]: loading a file (with the fixes SQLite's scripts need);
 //! - [`connection`]: a connection is an engine session; `connection NAME` acts as user NAME;
+//! - [`http`]: the same over a server's SQL endpoint; [`wire`]: its JSON results as Arrow;
 //! - [`format`]: how result values and column types print;
-//! - [`runner`]: running files record by record against fresh databases;
+//! - [`runner`]: running files record by record against fresh databases or a server;
 //! - [`report`]: per-file counts and failures;
 //! - [`known`]: the list of intended differences of third-party scripts.
 //!
@@ -12,14 +14,17 @@
 
 pub mod connection;
 pub mod format;
+pub mod http;
 pub mod known;
 pub mod report;
 pub mod runner;
 pub mod script;
+pub mod wire;
 
 pub use connection::{CalamusConnection, RUNNER_PASSWORD, SltError};
 pub use format::ValueStyle;
+pub use http::{HttpConnection, HttpTarget};
 pub use known::{KnownDifference, KnownDifferences};
 pub use report::{Failure, FileReport};
-pub use runner::{Conventions, DEFAULT_LABELS, SltConfig, run_file, run_files};
+pub use runner::{Conventions, DEFAULT_LABELS, HTTP_LABEL, SltConfig, SltTarget, run_file, run_files};
 pub use script::find_scripts;

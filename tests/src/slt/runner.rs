@@ -1,7 +1,14 @@
-//! Running scripts: each file against a fresh database in a temporary directory, record
-//! by record, so one failure is counted and the script goes on.
+//! Running scripts record by record, so one failure is counted and the script goes on:
+//! in-process, each file against a fresh database in a temporary directory; or over HTTP
+//! against a running server ([`SltTarget::Http`]).
+//!
+//! The runner cannot reset a server: over HTTP, scripts run one after another against the
+//! same server and see what earlier scripts left. The project's scripts (`tests/slt`)
+//! reuse names (namespace `app`, users `alice` and `bob`) and expect to start from an empty
+//! database, so each of them needs a fresh server (as `tests/tests/slt_http.rs` does).
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,10 +16,11 @@ use std::time::Instant;
 
 use calamus::{Database, StorageBackend};
 use calamus_query::QueryEngine;
-use sqllogictest::{Connection, Control, Record, RecordOutput, ResultMode, Runner};
+use sqllogictest::{AsyncDB, Connection, Control, DefaultColumnType, Record, RecordOutput, ResultMode, Runner};
 
 use super::connection::CalamusConnection;
 use super::format::ValueStyle;
+use super::http::{HttpConnection, HttpTarget};
 use super::report::{Failure, FileReport};
 use super::script::{self, SltRecord};
 
@@ -22,14 +30,36 @@ const STACK_SIZE: usize = 64 << 20;
 
 /// The labels `skipif`/`onlyif` see by default: SQLite's scripts then take the
 /// PostgreSQL-flavoured expectations where they offer a choice.
-pub const DEFAULT_LABELS: [&str; 2] = ["postgresql", "calamus"];
+pub const DEFAULT_LABELS: [&str; 3] = ["postgresql", "calamus", "roles_enforced"];
+
+/// What scripts run against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SltTarget {
+    /// A fresh in-process database per file, on [`SltConfig::backend`].
+    #[default]
+    InProcess,
+    /// A running server, over HTTP: every file against the same server, as it is.
+    Http {
+        /// The server's base URL, `http://host:port`.
+        url: String,
+        /// Root's password (empty: a server that has none yet, reached from loopback).
+        root_password: String,
+    },
+}
+
+/// The label `skipif`/`onlyif` see in addition when scripts run over HTTP: a record whose
+/// expectation is the protocol's rather than the engine's (API.md words some failures
+/// generically for roles `user` and `service`) takes it.
+pub const HTTP_LABEL: &str = "http";
 
 /// How scripts run.
 #[derive(Debug, Clone)]
 pub struct SltConfig {
-    /// The storage backend of each fresh database.
+    /// The storage backend of each fresh database (in-process only).
     pub backend: StorageBackend,
-    /// The engine labels for `skipif`/`onlyif`.
+    /// In-process, or a server.
+    pub target: SltTarget,
+    /// The engine labels for `skipif`/`onlyif` (over HTTP, [`HTTP_LABEL`] is added).
     pub labels: HashSet<String>,
     /// Whether scripts follow SQLite's conventions ([`Conventions::sqlite`]) rather than
     /// Calamus's own; `None` decides by the file: `*.test` files are SQLite's.
@@ -41,8 +71,26 @@ impl SltConfig {
     pub fn new(backend: StorageBackend) -> Self {
         Self {
             backend,
+            target: SltTarget::InProcess,
             labels: DEFAULT_LABELS.iter().map(|l| (*l).to_owned()).collect(),
             sqlite_conventions: None,
+        }
+    }
+
+    /// The labels `skipif`/`onlyif` see: [`Self::labels`], and [`HTTP_LABEL`] over HTTP.
+    pub fn effective_labels(&self) -> HashSet<String> {
+        let mut labels = self.labels.clone();
+        if matches!(self.target, SltTarget::Http { .. }) {
+            labels.insert(HTTP_LABEL.to_owned());
+        }
+        labels
+    }
+
+    /// What reports name as the backend: the storage backend, or the server's URL.
+    fn backend_name(&self) -> String {
+        match &self.target {
+            SltTarget::InProcess => self.backend.to_string(),
+            SltTarget::Http { url, .. } => url.clone(),
         }
     }
 
@@ -92,12 +140,13 @@ impl Conventions {
     }
 }
 
-/// Runs the script at `path` (named `name` in the report) against a fresh database.
+/// Runs the script at `path` (named `name` in the report) against a fresh database, or
+/// against the server of [`SltTarget::Http`].
 pub fn run_file(config: &SltConfig, path: &Path, name: &str) -> FileReport {
     let started = Instant::now();
     let mut report = FileReport {
         name: name.to_owned(),
-        backend: config.backend.to_string(),
+        backend: config.backend_name(),
         ..Default::default()
     };
     if let Err(reason) = run_file_into(config, path, &mut report) {
@@ -108,7 +157,8 @@ pub fn run_file(config: &SltConfig, path: &Path, name: &str) -> FileReport {
 }
 
 fn run_file_into(config: &SltConfig, path: &Path, report: &mut FileReport) -> Result<(), String> {
-    let records = script::load(path, &report.name, &config.labels).map_err(|e| e.to_string())?;
+    let labels = config.effective_labels();
+    let records = script::load(path, &report.name, &labels).map_err(|e| e.to_string())?;
     let conventions = config.conventions_for(path);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -116,18 +166,41 @@ fn run_file_into(config: &SltConfig, path: &Path, report: &mut FileReport) -> Re
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    if let SltTarget::Http { url, root_password } = &config.target {
+        let target = HttpTarget::new(url, root_password);
+        target.check_health()?;
+        let style = conventions.value_style;
+        let connect = {
+            let target = target.clone();
+            move |connection: Connection| {
+                let target = target.clone();
+                async move {
+                    match connection {
+                        Connection::Default => Ok(HttpConnection::root(&target, style)),
+                        Connection::Named(user) => HttpConnection::for_user(&target, &user, style).await,
+                    }
+                }
+            }
+        };
+        return runtime.block_on(async {
+            target.check_root().await?;
+            run_records_on(connect, records, &labels, &conventions, report).await;
+            Ok(())
+        });
+    }
     let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     runtime.block_on(async {
         let db = Database::open(config.backend, &dir.path().join("data"))
             .map_err(|e| format!("cannot open a {} database: {e}", config.backend))?;
         let engine = Arc::clone(&db.engine);
-        run_records(engine, records, &config.labels, &conventions, report).await;
+        run_records(engine, records, &labels, &conventions, report).await;
         drop(db);
         Ok(())
     })
 }
 
-/// Runs `records` one by one, counting each statement and query into `report`.
+/// Runs `records` one by one against `engine`, counting each statement and query into
+/// `report`.
 pub async fn run_records(
     engine: Arc<QueryEngine>,
     records: Vec<SltRecord>,
@@ -135,22 +208,38 @@ pub async fn run_records(
     conventions: &Conventions,
     report: &mut FileReport,
 ) {
+    let style = conventions.value_style;
+    let connect = move |connection: Connection| {
+        let engine = Arc::clone(&engine);
+        async move {
+            match connection {
+                Connection::Default => Ok(CalamusConnection::root(engine, style)),
+                Connection::Named(user) => CalamusConnection::for_user(engine, &user, style).await,
+            }
+        }
+    };
+    run_records_on(connect, records, labels, conventions, report).await;
+}
+
+/// Runs `records` one by one on connections `connect` opens (given the record's
+/// `connection`, on its first use), counting each statement and query into `report`.
+pub async fn run_records_on<D, C, F>(
+    connect: C,
+    records: Vec<SltRecord>,
+    labels: &HashSet<String>,
+    conventions: &Conventions,
+    report: &mut FileReport,
+) where
+    D: AsyncDB<ColumnType = DefaultColumnType>,
+    C: Fn(Connection) -> F,
+    F: Future<Output = Result<D, D::Error>>,
+{
     // The crate opens a connection on the first record that names it, without telling
     // which name: the record's connection is handed over through this cell.
     let next_connection = Arc::new(Mutex::new(Connection::Default));
     let make_connection = {
         let next_connection = Arc::clone(&next_connection);
-        let style = conventions.value_style;
-        move || {
-            let engine = Arc::clone(&engine);
-            let name = lock(&next_connection).clone();
-            async move {
-                match name {
-                    Connection::Default => Ok(CalamusConnection::root(engine, style)),
-                    Connection::Named(user) => CalamusConnection::for_user(engine, &user, style).await,
-                }
-            }
-        }
+        move || connect(lock(&next_connection).clone())
     };
     let mut runner = Runner::new(make_connection);
     runner.with_hash_threshold(conventions.hash_threshold);

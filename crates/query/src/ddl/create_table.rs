@@ -13,7 +13,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::tokenizer::Token;
 
-use super::options::parse_options;
+use super::options::{ParsedOptions, parse_options};
 use crate::engine::QueryEngine;
 use crate::error::{QueryError, QueryResult};
 use crate::output::StatementOutput;
@@ -41,25 +41,7 @@ pub async fn create(
     if create.query.is_some() || create.like.is_some() || create.clone.is_some() {
         return Err(QueryError::Unsupported("CREATE TABLE ... AS / LIKE / CLONE".into()));
     }
-    let with = match &create.table_options {
-        CreateTableOptions::None => Vec::new(),
-        CreateTableOptions::With(options) | CreateTableOptions::Options(options) => options.clone(),
-        other => {
-            return Err(QueryError::InvalidStatement(format!(
-                "unsupported table options '{other}'; use WITH (...)"
-            )));
-        }
-    };
-    let parsed = parse_options(&with, &legacy_options)?;
-    let kind = match (prefix_kind, parsed.kind) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(QueryError::InvalidStatement(format!(
-                "the table is declared {a} but WITH (TYPE = '{b}') says otherwise; give one kind"
-            )));
-        }
-        (Some(kind), _) | (None, Some(kind)) => kind,
-        (None, None) => TableKind::Shared,
-    };
+    let (kind, parsed) = declared_kind(prefix_kind, &create, &legacy_options)?;
     parsed.options.validate_for(kind)?;
     let snapshot = engine.catalog.snapshot();
     if let Some(storage) = &parsed.options.storage_id
@@ -170,6 +152,35 @@ pub async fn create(
         return Err(e.into());
     }
     Ok(StatementOutput::affected(0, format!("Table {id} created successfully")))
+}
+
+/// The kind a CREATE TABLE declares (its prefix, or `WITH (TYPE = ...)`, else SHARED) and
+/// its parsed options.
+pub fn declared_kind(
+    prefix_kind: Option<TableKind>,
+    create: &CreateTable,
+    legacy_options: &[(String, Expr)],
+) -> QueryResult<(TableKind, ParsedOptions)> {
+    let with = match &create.table_options {
+        CreateTableOptions::None => Vec::new(),
+        CreateTableOptions::With(options) | CreateTableOptions::Options(options) => options.clone(),
+        other => {
+            return Err(QueryError::InvalidStatement(format!(
+                "unsupported table options '{other}'; use WITH (...)"
+            )));
+        }
+    };
+    let parsed = parse_options(&with, legacy_options)?;
+    let kind = match (prefix_kind, parsed.kind) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(QueryError::InvalidStatement(format!(
+                "the table is declared {a} but WITH (TYPE = '{b}') says otherwise; give one kind"
+            )));
+        }
+        (Some(kind), _) | (None, Some(kind)) => kind,
+        (None, None) => TableKind::Shared,
+    };
+    Ok((kind, parsed))
 }
 
 fn set_primary_key(slot: &mut Option<String>, name: &str) -> QueryResult<()> {

@@ -16,13 +16,16 @@ use calamus_domain::model::{TableDefinition, TableKind, TableSchema};
 use calamus_domain::{ColumnName, DomainError, Partition, TableId};
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement as SqlStatement};
 
+use crate::authorization::denied;
+use crate::authorization::rules::may_write;
 use crate::engine::QueryEngine;
 use crate::error::{QueryError, QueryResult};
 use crate::parser::parse_statements;
 use crate::session::Session;
 use crate::statement::Statement;
 
-/// The table a DML statement writes, checked to be a user table that exists.
+/// The table a DML statement writes, checked to be a user table that exists and that the
+/// session's role may write (the definition checked is the one written).
 pub(crate) fn target_table(
     engine: &QueryEngine,
     session: &Session,
@@ -30,9 +33,9 @@ pub(crate) fn target_table(
 ) -> QueryResult<(TableId, Arc<TableDefinition>)> {
     let id = engine.resolve_table(session, name)?;
     if id.namespace.is_reserved() {
-        return Err(QueryError::PermissionDenied(format!(
-            "{id} is a system table and is read-only"
-        )));
+        return Err(denied(session.role, || {
+            format!("{id} is a system table and is read-only")
+        }));
     }
     let table = engine
         .catalog
@@ -40,6 +43,10 @@ pub(crate) fn target_table(
         .table(&id)
         .cloned()
         .ok_or_else(|| DomainError::TableNotFound { table: id.to_string() })?;
+    if !may_write(session.role, &table) {
+        let role = session.role;
+        return Err(denied(role, || format!("role {role} may not write {id}")));
+    }
     Ok((id, table))
 }
 

@@ -1,11 +1,16 @@
 //! A DataFusion catalog built per statement from a [`CatalogSnapshot`]: a namespace is a
 //! schema, a table a provider, and nothing is ever registered: a table exists for queries
 //! exactly when it is in the catalog.
+//!
+//! The role rules for reading are enforced here, where the planner resolves every table
+//! name of a statement (subqueries, joins, CTEs and UNION included): a table the session's
+//! role may not read is refused with `PermissionDenied`, and the system tables whose rows
+//! belong to users show a user or service only their own rows.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use calamus_domain::model::TableKind;
+use calamus_domain::model::{Role, TableKind};
 use calamus_domain::{CatalogSnapshot, NamespaceId, Partition, RowStore, TableId, TableName, UserId};
 use datafusion::catalog::{CatalogProvider, SchemaProvider};
 use datafusion::common::{DataFusionError, Result};
@@ -13,6 +18,8 @@ use datafusion::datasource::TableProvider;
 
 use super::kv_table::KvTable;
 use super::system::{SYSTEM_TABLES, system_table};
+use crate::authorization::denied;
+use crate::authorization::rules::{SystemTableAccess, may_read, system_table_access};
 
 /// What one statement may read, and as whom.
 #[derive(Debug, Clone)]
@@ -23,6 +30,8 @@ pub struct TableAccess {
     pub rows: Arc<dyn RowStore>,
     /// Whose partitions USER and STREAM tables read.
     pub user: UserId,
+    /// The session's role: which tables it may read.
+    pub role: Role,
     /// The table an UPDATE or DELETE targets: its provider exposes the hidden row id.
     pub dml_target: Option<TableId>,
 }
@@ -72,19 +81,30 @@ struct NamespaceSchema {
 #[async_trait]
 impl SchemaProvider for NamespaceSchema {
     fn table_names(&self) -> Vec<String> {
+        let role = self.access.role;
         if self.namespace == NamespaceId::system() {
-            return SYSTEM_TABLES.iter().map(|t| (*t).to_owned()).collect();
+            return SYSTEM_TABLES
+                .iter()
+                .filter(|t| system_table_access(role, t) != SystemTableAccess::Nothing)
+                .map(|t| (*t).to_owned())
+                .collect();
         }
         self.access
             .snapshot
             .tables_in(&self.namespace)
+            .filter(|t| may_read(role, t))
             .map(|t| t.id.table.to_string())
             .collect()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let role = self.access.role;
         if self.namespace == NamespaceId::system() {
-            return system_table(name, &self.access.snapshot);
+            return match system_table_access(role, name) {
+                SystemTableAccess::All => system_table(name, &self.access.snapshot, None),
+                SystemTableAccess::OwnRows => system_table(name, &self.access.snapshot, Some(&self.access.user)),
+                SystemTableAccess::Nothing => Err(refused(role, || format!("role {role} may not read system.{name}"))),
+            };
         }
         let Ok(table_name) = TableName::new(name) else {
             return Ok(None);
@@ -93,6 +113,9 @@ impl SchemaProvider for NamespaceSchema {
         let Some(table) = self.access.snapshot.table(&id) else {
             return Ok(None);
         };
+        if !may_read(role, table) {
+            return Err(refused(role, || format!("role {role} may not read {id}")));
+        }
         let partition = match table.kind {
             TableKind::User | TableKind::Stream => Partition::User(self.access.user.clone()),
             TableKind::Shared => Partition::Shared,
@@ -107,17 +130,14 @@ impl SchemaProvider for NamespaceSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
+        let role = self.access.role;
         if self.namespace == NamespaceId::system() {
-            return SYSTEM_TABLES.contains(&name);
+            return SYSTEM_TABLES.contains(&name) && system_table_access(role, name) != SystemTableAccess::Nothing;
         }
         TableName::new(name)
-            .map(|t| {
-                self.access
-                    .snapshot
-                    .table(&TableId::new(self.namespace.clone(), t))
-                    .is_some()
-            })
-            .unwrap_or(false)
+            .ok()
+            .and_then(|t| self.access.snapshot.table(&TableId::new(self.namespace.clone(), t)))
+            .is_some_and(|t| may_read(role, t))
     }
 
     fn register_table(&self, name: String, _table: Arc<dyn TableProvider>) -> Result<Option<Arc<dyn TableProvider>>> {
@@ -125,4 +145,10 @@ impl SchemaProvider for NamespaceSchema {
             "tables are created with CREATE TABLE, not registered ('{name}')"
         )))
     }
+}
+
+/// A refusal raised while planning: DataFusion carries it to the engine, which gives it
+/// back as the `PermissionDenied` it is.
+fn refused(role: Role, detail: impl FnOnce() -> String) -> DataFusionError {
+    DataFusionError::External(Box::new(denied(role, detail)))
 }

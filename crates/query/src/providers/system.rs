@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
-use calamus_domain::CatalogSnapshot;
+use calamus_domain::{CatalogSnapshot, UserId};
 use datafusion::common::Result;
 use datafusion::datasource::{MemTable, TableProvider};
 
@@ -42,8 +43,13 @@ fn ints<I: IntoIterator<Item = Option<i64>>>(values: I) -> ArrayRef {
     Arc::new(Int64Array::from_iter(values))
 }
 
-/// The provider of system table `name`, if there is one.
-pub fn system_table(name: &str, snapshot: &CatalogSnapshot) -> Result<Option<Arc<dyn TableProvider>>> {
+/// The provider of system table `name`, if there is one; with `owner`, only the rows whose
+/// `user_id` is `owner` (none, for a table without that column).
+pub fn system_table(
+    name: &str,
+    snapshot: &CatalogSnapshot,
+    owner: Option<&UserId>,
+) -> Result<Option<Arc<dyn TableProvider>>> {
     let (fields, columns) = match name {
         "namespaces" => namespaces(snapshot),
         "tables" => tables(snapshot),
@@ -56,8 +62,23 @@ pub fn system_table(name: &str, snapshot: &CatalogSnapshot) -> Result<Option<Arc
         _ => return Ok(None),
     };
     let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    let mut batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    if let Some(owner) = owner {
+        batch = rows_of(&batch, owner)?;
+    }
     Ok(Some(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?)))
+}
+
+/// The rows of `batch` whose `user_id` column is `owner`.
+fn rows_of(batch: &RecordBatch, owner: &UserId) -> Result<RecordBatch> {
+    let Ok(index) = batch.schema().index_of("user_id") else {
+        return Ok(batch.slice(0, 0));
+    };
+    let Some(users) = batch.column(index).as_any().downcast_ref::<StringArray>() else {
+        return Ok(batch.slice(0, 0));
+    };
+    let mine: BooleanArray = users.iter().map(|u| Some(u == Some(owner.as_str()))).collect();
+    Ok(filter_record_batch(batch, &mine)?)
 }
 
 type Table = (Vec<Field>, Vec<ArrayRef>);
@@ -300,4 +321,33 @@ fn stats(s: &CatalogSnapshot) -> Table {
             texts(metrics.iter().map(|(_, v)| Some(v.to_string()))),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_rows_are_the_owner_s_only() {
+        let schema = Arc::new(Schema::new(vec![text("live_id"), text("user_id")]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                texts(["l1", "l2", "l3"].map(|s| Some(s.to_owned()))),
+                texts([Some("alice".to_owned()), Some("bob".to_owned()), None]),
+            ],
+        )
+        .unwrap();
+        let mine = rows_of(&batch, &UserId::new("alice").unwrap()).unwrap();
+        assert_eq!(mine.num_rows(), 1);
+        let ids = mine.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(ids.value(0), "l1");
+        // A table without owners holds nothing of the caller's.
+        let unowned = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![text("live_id")])),
+            vec![texts([Some("l1".to_owned())])],
+        )
+        .unwrap();
+        assert_eq!(rows_of(&unowned, &UserId::new("alice").unwrap()).unwrap().num_rows(), 0);
+    }
 }

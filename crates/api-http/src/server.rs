@@ -1,0 +1,335 @@
+//! The hyper server: accepting connections, routing requests, shutting down gracefully.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use calamus_query::QueryEngine;
+use futures::FutureExt;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::auth::{Authenticator, LoginThrottle, TokenKeys};
+use crate::auth_routes;
+use crate::config::HttpConfig;
+use crate::error_code::{ApiError, ErrorCode};
+use crate::metrics::{Endpoint, Metrics};
+use crate::rate_limit::RateLimiter;
+use crate::response::{Body, bytes_response, error_response, json_response};
+use crate::sql::{self, SqlLimits};
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct ApiState {
+    /// The query engine.
+    pub engine: Arc<QueryEngine>,
+    /// Credentials and tokens.
+    pub auth: Authenticator,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Per-user request limits, when configured.
+    pub rate_limiter: Option<RateLimiter>,
+    /// The configuration.
+    pub config: HttpConfig,
+}
+
+impl ApiState {
+    /// The state of a server over `engine` with `config`.
+    pub fn new(engine: Arc<QueryEngine>, config: HttpConfig) -> Self {
+        let tokens = TokenKeys::new(&config.jwt_secret, config.access_token_ttl, config.refresh_token_ttl);
+        let auth = Authenticator::new(
+            Arc::clone(&engine),
+            tokens,
+            LoginThrottle::new(config.login_max_failures),
+        );
+        Self {
+            engine,
+            auth,
+            metrics: Metrics::default(),
+            rate_limiter: config.rate_limit_per_user.map(RateLimiter::new),
+            config,
+        }
+    }
+}
+
+/// A bound server, ready to serve.
+#[derive(Debug)]
+pub struct ApiServer {
+    listener: TcpListener,
+    state: Arc<ApiState>,
+}
+
+impl ApiServer {
+    /// Binds `config.listen`.
+    pub async fn bind(engine: Arc<QueryEngine>, config: HttpConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await?;
+        Ok(Self {
+            listener,
+            state: Arc::new(ApiState::new(engine, config)),
+        })
+    }
+
+    /// The address it listens on (with the port picked when 0 was asked for).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state (for metrics in tests).
+    pub fn state(&self) -> &Arc<ApiState> {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets requests in flight
+    /// finish (up to the configured grace period) and returns.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let Self { listener, state } = self;
+        let graceful = GracefulShutdown::new();
+        let permits = Arc::new(Semaphore::new(state.config.max_connections.max(1)));
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                permit = Arc::clone(&permits).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            };
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let connection_state = Arc::clone(&state);
+            let service = service_fn(move |request| {
+                let state = Arc::clone(&connection_state);
+                async move { Ok::<_, std::convert::Infallible>(answer(&state, request, peer).await) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            let metrics_state = Arc::clone(&state);
+            metrics_state.metrics.connection_opened();
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, %peer, "connection ended with an error");
+                }
+                metrics_state.metrics.connection_closed();
+                drop(permit);
+            });
+        }
+        drop(listener);
+        tracing::info!("stopped accepting connections; finishing requests in flight");
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = tokio::time::sleep(state.config.shutdown_grace) => {
+                tracing::warn!("requests still in flight after the grace period; stopping anyway");
+            }
+        }
+    }
+}
+
+/// Answers one request; a panic inside becomes a 500 and the server stays up.
+async fn answer(state: &Arc<ApiState>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let started = Instant::now();
+    let endpoint = endpoint_of(request.uri().path());
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = match AssertUnwindSafe(route(state, request, peer.ip(), started))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            tracing::error!(%method, %path, panic = what, "a request panicked");
+            error_response(
+                &ApiError::new(ErrorCode::InternalError, "the server failed to answer this request"),
+                elapsed_ms(started),
+            )
+        }
+    };
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    state
+        .metrics
+        .record_request(endpoint, response.status().as_u16(), micros);
+    tracing::debug!(%method, %path, status = response.status().as_u16(), micros, "answered");
+    response
+}
+
+fn endpoint_of(path: &str) -> Endpoint {
+    match path {
+        "/v1/api/sql" | "/api/sql" => Endpoint::Sql,
+        "/health" | "/v1/api/healthcheck" => Endpoint::Health,
+        "/metrics" => Endpoint::Metrics,
+        p if p.starts_with("/v1/api/auth/") => Endpoint::Auth,
+        _ => Endpoint::Other,
+    }
+}
+
+async fn route(state: &Arc<ApiState>, request: Request<Incoming>, peer: IpAddr, started: Instant) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    let allowed: &[Method] = match path.as_str() {
+        "/v1/api/sql" | "/api/sql" | "/v1/api/auth/login" | "/v1/api/auth/refresh" => &[Method::POST],
+        "/v1/api/auth/me" | "/health" | "/v1/api/healthcheck" | "/metrics" | "/v1/ws" => &[Method::GET],
+        _ => {
+            return error_response(
+                &ApiError::new(ErrorCode::UnknownEndpoint, format!("no endpoint at {path}")),
+                elapsed_ms(started),
+            );
+        }
+    };
+    if !allowed.contains(&method) {
+        let mut response = error_response(
+            &ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                format!("{path} takes {}, not {method}", allowed[0]),
+            ),
+            elapsed_ms(started),
+        );
+        response
+            .headers_mut()
+            .insert(hyper::header::ALLOW, HeaderValue::from_static(allowed[0].as_str()));
+        return response;
+    }
+    let authorization = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let result = match path.as_str() {
+        "/v1/api/sql" | "/api/sql" => {
+            let caller = match state.auth.authenticate(authorization.as_deref(), peer).await {
+                Ok(caller) => caller,
+                Err(error) => return failed_auth(state, &error, started),
+            };
+            if let Some(limiter) = &state.rate_limiter
+                && !limiter.try_acquire(caller.id.as_str())
+            {
+                let mut response = error_response(
+                    &ApiError::new(
+                        ErrorCode::RateLimitExceeded,
+                        "too many requests: slow down (server.rate_limit_per_user)",
+                    ),
+                    elapsed_ms(started),
+                );
+                response
+                    .headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+            let body = match read_body(request, state.config.body_limit_bytes).await {
+                Ok(body) => body,
+                Err(error) => return error_response(&error, elapsed_ms(started)),
+            };
+            let limits = SqlLimits {
+                max_result_rows: state.config.max_result_rows,
+            };
+            return sql::handle(&state.engine, &caller, &body, limits, started).await;
+        }
+        "/v1/api/auth/login" => match read_body(request, state.config.body_limit_bytes).await {
+            Ok(body) => auth_routes::login(&state.auth, &body, peer).await,
+            Err(error) => Err(error),
+        },
+        "/v1/api/auth/refresh" => auth_routes::refresh(&state.auth, authorization.as_deref()),
+        "/v1/api/auth/me" => auth_routes::me(&state.auth, authorization.as_deref()),
+        "/health" | "/v1/api/healthcheck" => Ok(json!({
+            "status": "healthy",
+            "version": env!("CARGO_PKG_VERSION"),
+            "api_version": "v1",
+        })),
+        "/metrics" => {
+            if state.config.metrics_loopback_only && !peer.is_loopback() {
+                Err(ApiError::new(
+                    ErrorCode::PermissionDenied,
+                    "metrics are served to this machine only (server.metrics_loopback_only)",
+                ))
+            } else {
+                return bytes_response(
+                    StatusCode::OK,
+                    state.metrics.render(),
+                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+            }
+        }
+        _ => Err(ApiError::new(
+            ErrorCode::NotImplemented,
+            "live queries over WebSocket are not available in this version of Calamus",
+        )),
+    };
+    match result {
+        Ok(value) => json_response(StatusCode::OK, &value),
+        Err(error) if error.code.status() == 401 => failed_auth(state, &error, started),
+        Err(error) => error_response(&error, elapsed_ms(started)),
+    }
+}
+
+fn failed_auth(state: &ApiState, error: &ApiError, started: Instant) -> Response<Body> {
+    if error.code == ErrorCode::InvalidCredentials {
+        state.metrics.login_failed();
+    }
+    let mut response = error_response(error, elapsed_ms(started));
+    response.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer, Basic realm=\"calamus\""),
+    );
+    response
+}
+
+/// The whole body, refused past `limit` bytes.
+async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body is larger than the limit of {limit} bytes (server.body_limit_bytes)"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(error) => Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("the body could not be read: {error}"),
+        )),
+    }
+}
+
+fn elapsed_ms(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
+}

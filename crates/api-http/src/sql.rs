@@ -1,0 +1,423 @@
+//! `POST /v1/api/sql`: run a batch of statements for the caller.
+//!
+//! Every statement is parsed and authorised before any runs. Results are written as JSON
+//! while the statements run, into a buffer that becomes the whole response when it stays
+//! small; once it passes [`STREAM_THRESHOLD`] the response starts (200) and the rest is
+//! streamed in chunks, waiting for the client to read, so a large result never sits whole
+//! in memory. The body therefore ends with its `status`: a failure after streaming began
+//! (rare: a runtime error deep into a large result) is reported there, after the rows
+//! already sent.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use calamus_domain::model::{Role, User};
+use calamus_domain::{NamespaceId, UserId};
+use calamus_query::{ErrorKind, QueryEngine, QueryError, ScalarValue, Session, Statement, StreamingOutput};
+use futures::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::{Response, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::encode::{schema_json, write_rows_as_arrays};
+use crate::error_code::{ApiError, ErrorCode};
+use crate::response::{Body, JSON, bytes_response, error_body, error_response};
+
+/// Bytes of results buffered before the response starts streaming.
+pub const STREAM_THRESHOLD: usize = 256 * 1024;
+/// Chunks in flight to a streaming client before the statements wait for it.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+struct SqlRequest {
+    sql: String,
+    #[serde(default)]
+    params: Option<Vec<Value>>,
+    #[serde(default)]
+    namespace_id: Option<String>,
+}
+
+/// A request to run, checked and parsed.
+struct Batch {
+    session: Session,
+    statements: Vec<(Statement, Option<String>)>,
+    params: Vec<ScalarValue>,
+}
+
+/// Limits of the SQL endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct SqlLimits {
+    /// Rows one result may hold; more are cut and the result says `"truncated": true`.
+    pub max_result_rows: Option<u64>,
+}
+
+/// Handles a SQL request of `caller` whose body is `body`; `started` is when it arrived.
+pub async fn handle(
+    engine: &Arc<QueryEngine>,
+    caller: &User,
+    body: &[u8],
+    limits: SqlLimits,
+    started: Instant,
+) -> Response<Body> {
+    let batch = match prepare(engine, caller, body) {
+        Ok(batch) => batch,
+        Err(error) => return error_response(&error, elapsed_ms(started)),
+    };
+    let (decision_tx, decision_rx) = oneshot::channel();
+    let engine = Arc::clone(engine);
+    let role = caller.role;
+    tokio::spawn(async move {
+        let sink = Sink::new(decision_tx, started);
+        run_batch(&engine, batch, role, limits, sink).await;
+    });
+    match decision_rx.await {
+        Ok(response) => response,
+        Err(_) => error_response(
+            &ApiError::new(ErrorCode::InternalError, "the statements stopped without an answer"),
+            elapsed_ms(started),
+        ),
+    }
+}
+
+/// Decodes, parses and authorises the whole batch.
+fn prepare(engine: &QueryEngine, caller: &User, body: &[u8]) -> Result<Batch, ApiError> {
+    let request: SqlRequest = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("the body must be JSON {{\"sql\": \"...\", \"params\": [...], \"namespace_id\": \"...\"}}: {e}"),
+        )
+    })?;
+    if request.sql.trim().is_empty() {
+        return Err(ApiError::new(ErrorCode::EmptySql, "the request holds no SQL"));
+    }
+    let mut session = Session::new(caller.id.clone(), caller.role);
+    if let Some(namespace) = &request.namespace_id {
+        session.namespace = NamespaceId::new(namespace)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("namespace_id: {e}")))?;
+    }
+    let statements = engine
+        .prepare(&session, &request.sql)
+        .map_err(|e| statement_error(e, caller.role, None))?;
+    if statements.is_empty() {
+        return Err(ApiError::new(ErrorCode::EmptySql, "the request holds no statement"));
+    }
+    let params = request.params.unwrap_or_default();
+    if !params.is_empty() && statements.len() > 1 {
+        return Err(ApiError::new(
+            ErrorCode::ParamsWithBatch,
+            format!(
+                "params apply to a single statement; this request holds {}",
+                statements.len()
+            ),
+        ));
+    }
+    let params = params
+        .iter()
+        .enumerate()
+        .map(|(i, value)| param_value(i + 1, value))
+        .collect::<Result<Vec<_>, _>>()?;
+    let statements = statements
+        .into_iter()
+        .map(|statement| {
+            let text = statement_text(&statement);
+            (statement, text)
+        })
+        .collect();
+    Ok(Batch {
+        session,
+        statements,
+        params,
+    })
+}
+
+/// A JSON parameter as the value bound to `$index`.
+fn param_value(index: usize, value: &Value) -> Result<ScalarValue, ApiError> {
+    Ok(match value {
+        Value::Null => ScalarValue::Null,
+        Value::Bool(b) => ScalarValue::Boolean(Some(*b)),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => ScalarValue::Int64(Some(i)),
+            (None, Some(f)) => ScalarValue::Float64(Some(f)),
+            (None, None) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("parameter ${index}: the number {n} is out of range"),
+                ));
+            }
+        },
+        Value::String(s) => ScalarValue::Utf8(Some(s.clone())),
+        Value::Array(_) | Value::Object(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("parameter ${index}: arrays and objects are not values; pass JSON as a string"),
+            ));
+        }
+    })
+}
+
+/// The SQL of a standard statement, for an error's `details`.
+fn statement_text(statement: &Statement) -> Option<String> {
+    match statement {
+        Statement::Sql(sql) => Some(sql.to_string()),
+        Statement::ExecuteAs { statement, .. } => statement_text(statement),
+        _ => None,
+    }
+}
+
+/// A statement's failure as the caller with `role` may see it: for `user` and `service`, a
+/// refusal and a "not found" become one generic refusal naming nothing
+/// ([`QueryError::redacted_for`]), without `details`. `position` is the statement's number,
+/// the batch's size and its SQL.
+fn statement_error(error: QueryError, role: Role, position: Option<(usize, usize, Option<&str>)>) -> ApiError {
+    let hidden = role <= Role::Service && matches!(error.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied);
+    let error = error.redacted_for(role);
+    let code = ErrorCode::for_query_error(&error);
+    let message = match position {
+        Some((n, total, _)) if total > 1 => format!("Statement {n} failed: {error}"),
+        _ => error.to_string(),
+    };
+    let error = ApiError::new(code, message);
+    match position.and_then(|(_, _, text)| text) {
+        Some(text) if !hidden => error.with_details(text),
+        _ => error,
+    }
+}
+
+/// Runs the batch, writing results into `sink`.
+async fn run_batch(engine: &QueryEngine, batch: Batch, role: Role, limits: SqlLimits, mut sink: Sink) {
+    let Batch {
+        mut session,
+        statements,
+        params,
+    } = batch;
+    let total = statements.len();
+    sink.push(b"{\"results\":[");
+    for (index, (statement, text)) in statements.into_iter().enumerate() {
+        if index > 0 {
+            sink.push(b",");
+        }
+        let position = (index + 1, total, text.as_deref());
+        let streamed = match engine.run_streaming(&mut session, statement, &params).await {
+            Ok(streamed) => streamed,
+            Err(error) => return sink.fail(statement_error(error, role, Some(position)), None).await,
+        };
+        let as_user = streamed.as_user;
+        match streamed.output {
+            StreamingOutput::Affected { row_count, message } => {
+                let object =
+                    serde_json::json!({"row_count": row_count, "message": message, "as_user": as_user.as_str()});
+                sink.push(&serde_json::to_vec(&object).unwrap_or_default());
+            }
+            StreamingOutput::Rows { schema, mut rows } => {
+                sink.push(b"{\"schema\":");
+                sink.push(&serde_json::to_vec(&schema_json(&schema)).unwrap_or_default());
+                sink.push(b",\"rows\":[");
+                let mut written: u64 = 0;
+                let mut truncated = false;
+                while let Some(batch) = rows.next().await {
+                    let mut batch = match batch {
+                        Ok(batch) => batch,
+                        Err(error) => {
+                            let open = OpenResult {
+                                rows: written,
+                                as_user: &as_user,
+                            };
+                            return sink
+                                .fail(statement_error(error, role, Some(position)), Some(open))
+                                .await;
+                        }
+                    };
+                    if let Some(cap) = limits.max_result_rows {
+                        let room = cap.saturating_sub(written);
+                        if (batch.num_rows() as u64) > room {
+                            batch = batch.slice(0, usize::try_from(room).unwrap_or(usize::MAX));
+                            truncated = true;
+                        }
+                    }
+                    write_rows_as_arrays(sink.buffer(), &batch, written);
+                    written += batch.num_rows() as u64;
+                    if sink.flush().await.is_err() {
+                        return;
+                    }
+                    if truncated {
+                        break;
+                    }
+                }
+                close_rows(sink.buffer(), written, &as_user);
+                if truncated {
+                    // Replace the closing brace to add the flag.
+                    sink.buffer().pop();
+                    sink.push(b",\"truncated\":true}");
+                }
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+    sink.succeed().await;
+}
+
+/// A rows result whose array is still open when a failure stops it.
+struct OpenResult<'a> {
+    rows: u64,
+    as_user: &'a UserId,
+}
+
+fn close_rows(out: &mut Vec<u8>, rows: u64, as_user: &UserId) {
+    out.extend_from_slice(b"],\"row_count\":");
+    out.extend_from_slice(rows.to_string().as_bytes());
+    out.extend_from_slice(b",\"as_user\":");
+    let _ = serde_json::to_writer(&mut *out, as_user.as_str());
+    out.push(b'}');
+}
+
+fn elapsed_ms(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Where the JSON of a response goes: first a buffer, then, once it is large, a stream.
+struct Sink {
+    started: Instant,
+    buffer: Vec<u8>,
+    /// Until the response has started: where to send it.
+    decision: Option<oneshot::Sender<Response<Body>>>,
+    /// After it started: the chunks still to send.
+    chunks: Option<mpsc::Sender<Bytes>>,
+}
+
+/// The client went away; stop.
+struct Gone;
+
+impl Sink {
+    fn new(decision: oneshot::Sender<Response<Body>>, started: Instant) -> Self {
+        Self {
+            started,
+            buffer: Vec::with_capacity(4096),
+            decision: Some(decision),
+            chunks: None,
+        }
+    }
+
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buffer
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// Sends the buffer once it is large, starting the response if it has not started.
+    async fn flush(&mut self) -> Result<(), Gone> {
+        if self.buffer.len() < STREAM_THRESHOLD {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+        if let Some(decision) = self.decision.take() {
+            let (tx, rx) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
+            let first = futures::stream::once(async move { chunk });
+            let rest = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+            let frames = first
+                .chain(rest)
+                .map(|c| Ok::<_, std::convert::Infallible>(Frame::data(c)));
+            let mut response = Response::new(StreamBody::new(frames).boxed_unsync());
+            response.headers_mut().insert(hyper::header::CONTENT_TYPE, JSON);
+            decision.send(response).map_err(|_| Gone)?;
+            self.chunks = Some(tx);
+            return Ok(());
+        }
+        match &self.chunks {
+            Some(chunks) => chunks.send(chunk).await.map_err(|_| Gone),
+            None => Err(Gone),
+        }
+    }
+
+    /// Ends a successful batch.
+    async fn succeed(mut self) {
+        let tail = format!("],\"took\":{},\"status\":\"success\"}}", elapsed_ms(self.started));
+        self.push(tail.as_bytes());
+        self.finish(StatusCode::OK).await;
+    }
+
+    /// Ends the batch with `error`; `open` is the rows result it interrupted, if any.
+    async fn fail(mut self, error: ApiError, open: Option<OpenResult<'_>>) {
+        let took = elapsed_ms(self.started);
+        if let Some(decision) = self.decision.take() {
+            let _ = decision.send(error_response(&error, took));
+            return;
+        }
+        if let Some(open) = open {
+            close_rows(&mut self.buffer, open.rows, open.as_user);
+        }
+        let body = error_body(&error, took);
+        let tail = format!(
+            "],\"took\":{took},\"status\":\"error\",\"error\":{}}}",
+            serde_json::to_string(&body["error"]).unwrap_or_default()
+        );
+        self.push(tail.as_bytes());
+        self.finish(StatusCode::OK).await;
+    }
+
+    async fn finish(mut self, status: StatusCode) {
+        let rest = Bytes::from(std::mem::take(&mut self.buffer));
+        if let Some(decision) = self.decision.take() {
+            let _ = decision.send(bytes_response(status, rest, JSON));
+        } else if let Some(chunks) = self.chunks.take() {
+            let _ = chunks.send(rest).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_params_become_scalar_values() {
+        assert_eq!(
+            param_value(1, &serde_json::json!(5)).unwrap(),
+            ScalarValue::Int64(Some(5))
+        );
+        assert_eq!(
+            param_value(1, &serde_json::json!(0.5)).unwrap(),
+            ScalarValue::Float64(Some(0.5))
+        );
+        assert_eq!(
+            param_value(1, &serde_json::json!("x")).unwrap(),
+            ScalarValue::Utf8(Some("x".into()))
+        );
+        assert_eq!(
+            param_value(1, &serde_json::json!(true)).unwrap(),
+            ScalarValue::Boolean(Some(true))
+        );
+        assert_eq!(param_value(1, &Value::Null).unwrap(), ScalarValue::Null);
+        let error = param_value(2, &serde_json::json!([1])).unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidParameter);
+        assert!(error.message.contains("$2"), "{}", error.message);
+    }
+
+    #[test]
+    fn user_and_service_failures_name_nothing() {
+        let error: QueryError = calamus_domain::DomainError::TableNotFound {
+            table: "secret.payroll".into(),
+        }
+        .into();
+        let hidden = statement_error(error, Role::User, Some((1, 1, Some("SELECT * FROM secret.payroll"))));
+        assert_eq!(hidden.code, ErrorCode::PermissionDenied);
+        assert!(!hidden.message.contains("payroll"), "{}", hidden.message);
+        assert!(hidden.details.is_none());
+        let error: QueryError = calamus_domain::DomainError::TableNotFound {
+            table: "secret.payroll".into(),
+        }
+        .into();
+        let shown = statement_error(error, Role::Dba, Some((2, 3, Some("SELECT * FROM secret.payroll"))));
+        assert!(shown.message.starts_with("Statement 2 failed: "), "{}", shown.message);
+        assert!(shown.message.contains("payroll"));
+        assert_eq!(shown.details.as_deref(), Some("SELECT * FROM secret.payroll"));
+    }
+}

@@ -1,0 +1,165 @@
+//! Running the server: open the data directory, settle the secrets, serve HTTP until
+//! SIGINT or SIGTERM, then finish the requests in flight and make the store durable.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use calamus_api_http::{ApiServer, HttpConfig};
+use calamus_domain::UserId;
+use calamus_domain::model::{hash_password, verify_password};
+
+use crate::config::Config;
+use crate::database::Database;
+use crate::error::AppError;
+
+/// The file in the data directory keeping the token secret generated at the first start.
+const JWT_SECRET_FILE: &str = "jwt.secret";
+
+/// Runs the server with `config` until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), AppError> {
+    run_until(config, shutdown_signal(), |_| {}).await
+}
+
+/// Runs the server until `shutdown` completes; `on_listening` is told the bound address
+/// (port 0 in the config picks a free port: tests use this).
+pub async fn run_until(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), AppError> {
+    let database = Database::open(config.storage.backend, &config.storage.data_dir)?;
+    let jwt_secret = match &config.auth.jwt_secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => stored_jwt_secret(&config.storage.data_dir)?,
+    };
+    if let Some(password) = &config.auth.root_password {
+        set_root_password(&database, password).await?;
+    }
+    let http = http_config(&config, jwt_secret);
+    let server = ApiServer::bind(Arc::clone(&database.engine), http)
+        .await
+        .map_err(|e| AppError::Server {
+            reason: format!("cannot listen on {}: {e}", config.server.listen),
+        })?;
+    let address = server
+        .local_addr()
+        .map_err(|e| AppError::Server { reason: e.to_string() })?;
+    tracing::info!(
+        %address,
+        backend = %database.backend,
+        data_dir = %database.data_dir.display(),
+        "Calamus is listening"
+    );
+    on_listening(address);
+    server.serve(shutdown).await;
+    database.kv.sync()?;
+    tracing::info!("store synced; stopped");
+    Ok(())
+}
+
+/// The server's HTTP settings from the configuration.
+fn http_config(config: &Config, jwt_secret: Vec<u8>) -> HttpConfig {
+    let mut http = HttpConfig::new(config.server.listen, jwt_secret);
+    http.body_limit_bytes = config.server.body_limit_bytes;
+    http.max_connections = config.server.max_connections;
+    http.max_result_rows = config.server.max_result_rows.map(|n| n as u64);
+    http.metrics_loopback_only = config.server.metrics_loopback_only;
+    http.access_token_ttl = Duration::from_secs(config.auth.access_token_ttl_secs);
+    http.refresh_token_ttl = Duration::from_secs(config.auth.refresh_token_ttl_secs);
+    http.login_max_failures = config.auth.login_max_failures;
+    http.rate_limit_per_user = config.server.rate_limit_per_user;
+    http
+}
+
+/// The token secret kept in the data directory, generated (256 random bits) on first use.
+fn stored_jwt_secret(data_dir: &Path) -> Result<Vec<u8>, AppError> {
+    let path = data_dir.join(JWT_SECRET_FILE);
+    let failure = |e: std::io::Error| AppError::DataDirectory {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().as_bytes().to_vec()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(failure(e)),
+    }
+    let bytes: [u8; 32] = rand::random();
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let temporary = data_dir.join(format!("{JWT_SECRET_FILE}.tmp"));
+    write_private(&temporary, secret.as_bytes()).map_err(failure)?;
+    std::fs::rename(&temporary, &path).map_err(failure)?;
+    Ok(secret.into_bytes())
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// Makes `password` root's password, unless it already is.
+async fn set_root_password(database: &Database, password: &str) -> Result<(), AppError> {
+    let catalog = database.engine.catalog();
+    let Some(mut root) = catalog.snapshot().users.get(&UserId::root()).cloned() else {
+        return Err(AppError::Server {
+            reason: "the catalog has no root user".into(),
+        });
+    };
+    if let Some(hash) = &root.password_hash
+        && verify_password(password, hash)?
+    {
+        return Ok(());
+    }
+    root.password_hash = Some(hash_password(password)?);
+    root.updated_at = chrono_now_micros();
+    catalog.put_user(root, true).await?;
+    tracing::info!("root's password set from the configuration");
+    Ok(())
+}
+
+fn chrono_now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}
