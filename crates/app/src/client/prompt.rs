@@ -16,9 +16,9 @@ const CONTINUATION: &str = "     ... ";
 
 const HELP: &str = "\
 Type SQL and end each statement with ';' (a statement may span several lines).
-  \\q, \\quit      quit (Ctrl-D too)
-  \\help, \\?      this help
-  Ctrl-C          discard the statement being typed
+  \\q, \\quit     quit (Ctrl-D too)
+  \\help, \\?     this help
+  Ctrl-C        discard the statement being typed
 Examples: SHOW NAMESPACES;  SELECT * FROM system.tables;  CREATE NAMESPACE app;";
 
 /// What a line that is a command asks for.
