@@ -12,31 +12,31 @@ have_libclang() {
     >/dev/null 2>&1
 }
 
-if ! have_libclang; then
-  echo "setup: libclang not found; installing it (needed by RocksDB's bindings)" >&2
-  if command -v apt-get >/dev/null 2>&1; then
-    sudo_cmd=""
-    if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
-    $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends libclang-dev >/dev/null
-  else
-    echo "setup: no apt-get here; install libclang (clang's shared library) and set LIBCLANG_PATH" >&2
+# Installs Debian packages, or says what to install where there is no apt-get.
+updated=""
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: no apt-get here; install $*" >&2
     exit 1
   fi
+  local sudo_cmd=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+  if [ -z "$updated" ]; then
+    $sudo_cmd apt-get update -qq
+    updated=yes
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if ! have_libclang; then
+  echo "setup: libclang not found; installing it (needed by RocksDB's bindings; or set LIBCLANG_PATH)" >&2
+  apt_install libclang-dev
 fi
 
 # The README's quickstart (and its test) use curl.
 if ! command -v curl >/dev/null 2>&1; then
   echo "setup: curl not found; installing it" >&2
-  if command -v apt-get >/dev/null 2>&1; then
-    sudo_cmd=""
-    if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
-    $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends curl >/dev/null
-  else
-    echo "setup: no apt-get here; install curl" >&2
-    exit 1
-  fi
+  apt_install curl
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -11,86 +11,41 @@
 //! make loading 10,000 partitions take minutes). The setup checks through the row store and
 //! through SQL that the queried user sees exactly its 100 rows.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calamus::{Database, StorageBackend};
 use calamus_domain::ids::SnowflakeGenerator;
-use calamus_domain::keys::encode_key_value;
 use calamus_domain::model::{Role, TableDefinition};
-use calamus_domain::{
-    KvRowStore, NamespaceId, Partition, RowCodec, RowStore, RowVersion, ScanRequest, TableId, TableName, UserId, Value,
-    WriteBatch,
-};
+use calamus_domain::{DomainError, KvRowStore, Partition, RowStore, ScanRequest, UserId, Value};
 use calamus_query::Session;
+use calamus_tests::bench_support::{dir_size_note, load_rows, median_time, runtime, table_definition};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use tempfile::TempDir;
 use tokio::runtime::Runtime;
 
 const ROWS_PER_USER: usize = 100;
 const USER_COUNTS: [usize; 2] = [100, 10_000];
-/// Rows per write batch while loading.
-const LOAD_BATCH_ROWS: usize = 20_000;
 const QUERY: &str = "SELECT * FROM app.t";
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
 
 fn user_name(i: usize) -> String {
     format!("u{i:05}")
 }
 
-fn table_def(db: &Database, namespace: &str, table: &str) -> Arc<TableDefinition> {
-    let id = TableId::new(
-        NamespaceId::new(namespace).expect("namespace id"),
-        TableName::new(table).expect("table name"),
-    );
-    Arc::clone(
-        db.engine
-            .catalog()
-            .snapshot()
-            .table(&id)
-            .expect("the table exists in the catalog"),
-    )
-}
-
-/// Writes `rows_per_user` rows for each of `users` users, as `KvRowStore::insert` would.
+/// Loads `rows_per_user` rows for each of `users` users.
 fn load_users(db: &Database, table: &TableDefinition, users: usize, rows_per_user: usize) {
-    let seq = SnowflakeGenerator::new(1, 0);
-    let codec = RowCodec::new(table.schema());
-    let keyspace = table.keyspace();
-    let mut batch = WriteBatch::new();
-    for u in 0..users {
+    let rows = (0..users).flat_map(|u| {
         let partition = Partition::User(UserId::new(&user_name(u)).expect("user id"));
-        for r in 0..rows_per_user {
+        (0..rows_per_user).map(move |r| {
             let id = (u * rows_per_user + r) as i64;
             let values = vec![
                 Value::BigInt(id),
                 Value::Text(format!("user {u:05} row {r:03} some payload text")),
             ];
-            let row_id = encode_key_value(&values[0]).expect("key");
-            let version = RowVersion {
-                seq: seq.next_id(),
-                deleted: false,
-                values,
-            };
-            batch.put(
-                &keyspace,
-                partition.row_key(&row_id),
-                codec.encode(&version).expect("encodes"),
-            );
-            if batch.len() >= LOAD_BATCH_ROWS {
-                db.kv.write(std::mem::take(&mut batch)).expect("write");
-            }
-        }
-    }
-    db.kv.write(batch).expect("write");
-    db.kv.sync().expect("sync");
+            (partition.clone(), values)
+        })
+    });
+    load_rows(db, table, rows);
 }
 
 struct Fixture {
@@ -109,7 +64,7 @@ fn setup(rt: &Runtime, backend: StorageBackend, users: usize) -> Fixture {
         &[],
     ))
     .expect("DDL");
-    let table = table_def(&db, "app", "t");
+    let table = table_definition(&db, "app", "t");
     let started = Instant::now();
     load_users(&db, &table, users, ROWS_PER_USER);
     eprintln!(
@@ -126,8 +81,8 @@ fn setup(rt: &Runtime, backend: StorageBackend, users: usize) -> Fixture {
         .expect("scan")
         .count();
     assert_eq!(seen, ROWS_PER_USER, "the row store sees the user's rows");
-    // One more row through the real insert path, then removed again: keeps the loader honest
-    // (a key the loader wrote must be a duplicate for the row store).
+    // A row through the real insert path with a key the loader wrote must be a duplicate:
+    // keeps the loader's keys honest (nothing is written).
     let dup = rt.block_on(store.insert(
         &table,
         &Partition::User(user.clone()),
@@ -136,7 +91,10 @@ fn setup(rt: &Runtime, backend: StorageBackend, users: usize) -> Fixture {
             Value::Text("dup".into()),
         ]],
     ));
-    assert!(dup.is_err(), "the loader's keys are the row store's keys");
+    assert!(
+        matches!(dup, Err(DomainError::DuplicateKey { .. })),
+        "the loader's keys are the row store's keys: {dup:?}"
+    );
 
     let mut session = Session::new(user, Role::User);
     let out = rt.block_on(db.engine.execute(&mut session, QUERY, &[])).expect("query");
@@ -148,19 +106,6 @@ fn setup(rt: &Runtime, backend: StorageBackend, users: usize) -> Fixture {
     Fixture { _dir: dir, db, session }
 }
 
-fn dir_size_note(path: &Path) -> String {
-    fn size(p: &Path) -> u64 {
-        match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => std::fs::read_dir(p)
-                .map(|rd| rd.flatten().map(|e| size(&e.path())).sum())
-                .unwrap_or(0),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        }
-    }
-    format!("{:.1} MiB on disk", size(path) as f64 / (1024.0 * 1024.0))
-}
-
 fn run_query(rt: &Runtime, fixture: &mut Fixture) -> u64 {
     let out = rt
         .block_on(fixture.db.engine.execute(&mut fixture.session, QUERY, &[]))
@@ -170,15 +115,9 @@ fn run_query(rt: &Runtime, fixture: &mut Fixture) -> u64 {
 
 /// Median latency over `n` runs (a cross-check printed next to criterion's figures).
 fn median_latency(rt: &Runtime, fixture: &mut Fixture, n: usize) -> Duration {
-    let mut times: Vec<Duration> = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            std::hint::black_box(run_query(rt, fixture));
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[n / 2]
+    median_time(n, || {
+        std::hint::black_box(run_query(rt, fixture));
+    })
 }
 
 fn bench_per_user_query(c: &mut Criterion) {

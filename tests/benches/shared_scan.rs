@@ -8,82 +8,39 @@
 //! - `sql_aggregate`: `SELECT sum(id), max(length(v)) FROM app.s` (reads every row's columns);
 //! - `sql_select_star`: `SELECT * FROM app.s`, all batches collected.
 //!
-//! The data is written straight to the key-value store in large batches, with exactly the
-//! keys and values `KvRowStore::insert` writes; the setup checks the counts through SQL.
+//! The data is loaded with `calamus_tests::bench_support::load_rows` (the row store's keys
+//! and values, in large batches); the setup checks the counts through SQL.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calamus::{Database, StorageBackend};
 use calamus_domain::ids::SnowflakeGenerator;
-use calamus_domain::keys::encode_key_value;
 use calamus_domain::model::TableDefinition;
-use calamus_domain::{
-    KeyRange, KvRowStore, NamespaceId, Partition, RowCodec, RowStore, RowVersion, ScanRequest, TableId, TableName,
-    Value, WriteBatch,
-};
+use calamus_domain::{KeyRange, KvRowStore, Partition, RowStore, ScanRequest, Value};
 use calamus_query::{Session, StatementOutput};
+use calamus_tests::bench_support::{dir_size_note, load_rows, median_time, runtime, table_definition};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tempfile::TempDir;
 use tokio::runtime::Runtime;
 
 const ROWS: usize = 1_000_000;
-const LOAD_BATCH_ROWS: usize = 20_000;
 const AGGREGATE: &str = "SELECT sum(id), max(length(v)) FROM app.s";
 const SELECT_STAR: &str = "SELECT * FROM app.s";
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
-
-fn table_def(db: &Database) -> Arc<TableDefinition> {
-    let id = TableId::new(
-        NamespaceId::new("app").expect("namespace id"),
-        TableName::new("s").expect("table name"),
-    );
-    Arc::clone(
-        db.engine
-            .catalog()
-            .snapshot()
-            .table(&id)
-            .expect("the table exists in the catalog"),
-    )
-}
 
 fn value_text(i: usize) -> String {
     format!("shared row {i:07} with some payload text")
 }
 
-/// Writes `ROWS` rows to the SHARED partition, as `KvRowStore::insert` would.
+/// Loads `ROWS` rows into the SHARED partition.
 fn load(db: &Database, table: &TableDefinition) {
-    let seq = SnowflakeGenerator::new(1, 0);
-    let codec = RowCodec::new(table.schema());
-    let keyspace = table.keyspace();
-    let partition = Partition::Shared;
-    let mut batch = WriteBatch::new();
-    for i in 0..ROWS {
-        let values = vec![Value::BigInt(i as i64), Value::Text(value_text(i))];
-        let row_id = encode_key_value(&values[0]).expect("key");
-        let version = RowVersion {
-            seq: seq.next_id(),
-            deleted: false,
-            values,
-        };
-        batch.put(
-            &keyspace,
-            partition.row_key(&row_id),
-            codec.encode(&version).expect("encodes"),
-        );
-        if batch.len() >= LOAD_BATCH_ROWS {
-            db.kv.write(std::mem::take(&mut batch)).expect("write");
-        }
-    }
-    db.kv.write(batch).expect("write");
-    db.kv.sync().expect("sync");
+    let rows = (0..ROWS).map(|i| {
+        (
+            Partition::Shared,
+            vec![Value::BigInt(i as i64), Value::Text(value_text(i))],
+        )
+    });
+    load_rows(db, table, rows);
 }
 
 struct Fixture {
@@ -104,7 +61,7 @@ fn setup(rt: &Runtime, backend: StorageBackend) -> Fixture {
         &[],
     ))
     .expect("DDL");
-    let table = table_def(&db);
+    let table = table_definition(&db, "app", "s");
     let started = Instant::now();
     load(&db, &table);
     eprintln!(
@@ -147,19 +104,6 @@ fn first_row(out: &StatementOutput) -> String {
     }
 }
 
-fn dir_size_note(path: &Path) -> String {
-    fn size(p: &Path) -> u64 {
-        match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => std::fs::read_dir(p)
-                .map(|rd| rd.flatten().map(|e| size(&e.path())).sum())
-                .unwrap_or(0),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        }
-    }
-    format!("{:.1} MiB on disk", size(path) as f64 / (1024.0 * 1024.0))
-}
-
 /// Raw iteration: (rows, key + value bytes).
 fn raw_scan(f: &Fixture) -> (u64, u64) {
     let mut rows = 0u64;
@@ -194,18 +138,6 @@ fn sql(rt: &Runtime, f: &mut Fixture, query: &str) -> u64 {
     out[0].row_count()
 }
 
-fn time_it(n: usize, mut run: impl FnMut()) -> Duration {
-    let mut times: Vec<Duration> = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            run();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[n / 2]
-}
-
 fn bench_shared_scan(c: &mut Criterion) {
     let rt = runtime();
     let mut summary = Vec::new();
@@ -233,16 +165,16 @@ fn bench_shared_scan(c: &mut Criterion) {
         }
         // Cross-check: medians of a few runs each, and the ratios the target is about.
         let runs = 5;
-        let raw = time_it(runs, || {
+        let raw = median_time(runs, || {
             raw_scan(&f);
         });
-        let store = time_it(runs, || {
+        let store = median_time(runs, || {
             row_store_scan(&f);
         });
-        let agg = time_it(runs, || {
+        let agg = median_time(runs, || {
             sql(&rt, &mut f, AGGREGATE);
         });
-        let star = time_it(runs, || {
+        let star = median_time(runs, || {
             sql(&rt, &mut f, SELECT_STAR);
         });
         let rate = |d: Duration| ROWS as f64 / d.as_secs_f64();

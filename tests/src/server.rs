@@ -105,12 +105,15 @@ impl TestServer {
             .expect("a server thread");
         let addr = match address_rx.recv_timeout(Duration::from_secs(60)) {
             Ok(addr) => addr,
-            Err(_) => {
-                return Err(thread
-                    .join()
-                    .expect("the server thread ends")
-                    .expect_err("a server that did not start failed"));
+            // The server returned before listening: its error says why.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(match thread.join() {
+                    Ok(Err(error)) => error,
+                    Ok(Ok(())) => panic!("the server stopped before it listened, without an error"),
+                    Err(_) => panic!("the server thread panicked while starting"),
+                });
             }
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the server did not listen within 60 s"),
         };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -188,7 +191,7 @@ impl TestServer {
             .with_config()
             .limit(1 << 30)
             .read_to_string()
-            .unwrap_or_default();
+            .unwrap_or_else(|e| panic!("{method} {url}: reading the answer of HTTP {status}: {e}"));
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Answer { status, body, text }
     }
@@ -196,6 +199,14 @@ impl TestServer {
     /// `POST /v1/api/sql` with `sql` and `authorization`.
     pub fn sql(&self, authorization: &str, sql: &str) -> Answer {
         self.sql_request(authorization, &json!({"sql": sql}))
+    }
+
+    /// `POST /v1/api/sql` with `sql`, which must succeed (set-up steps): a failure shows
+    /// the server's answer.
+    pub fn sql_ok(&self, authorization: &str, sql: &str) -> Answer {
+        let answer = self.sql(authorization, sql);
+        assert_eq!(answer.status, 200, "{sql}: {}", answer.text);
+        answer
     }
 
     /// `POST /v1/api/sql` with a whole request body.
@@ -211,7 +222,7 @@ impl TestServer {
         assert_eq!(answer.status, 200, "login of {user}: {}", answer.text);
         answer.body["access_token"]
             .as_str()
-            .expect("an access token")
+            .unwrap_or_else(|| panic!("the login of {user} answered no access token: {}", answer.text))
             .to_owned()
     }
 
@@ -227,22 +238,23 @@ impl TestServer {
 
     /// Creates `user` with `password` and `role` as root.
     pub fn create_user(&self, user: &str, password: &str, role: &str) {
-        let answer = self.sql(
+        self.sql_ok(
             &self.root(),
             &format!("CREATE USER {user} WITH PASSWORD '{password}' ROLE {role}"),
         );
-        assert_eq!(answer.status, 200, "CREATE USER {user}: {}", answer.text);
     }
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+        // A test that already failed must not panic again here.
+        if std::thread::panicking() {
+            if let Some(tx) = self.shutdown.take() {
+                let _ = tx.send(());
+            }
+            return;
         }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.shutdown_and_join();
     }
 }
 

@@ -682,6 +682,28 @@ fn named_table(model: &Model, op: &Op) -> Option<(&'static str, &'static str)> {
     }
 }
 
+/// Who runs a DML statement or query on `table`: root for a SHARED table (users may not
+/// write one), else the chosen user.
+fn actor(table: Option<&TableModel>, user: usize) -> &'static str {
+    match table.map(|t| t.kind) {
+        Some(Kind::Shared) => ROOT,
+        _ => WRITERS[user],
+    }
+}
+
+impl Step {
+    /// A statement `user` runs, expected to give `expect`, returning no rows.
+    fn new(user: &'static str, sql: String, expect: Result<Model, ErrorKind>) -> Self {
+        Self {
+            user,
+            sql,
+            table: None,
+            expect,
+            rows: None,
+        }
+    }
+}
+
 fn step(model: &Model, op: &Op) -> Step {
     let table = named_table(model, op);
     let mut step = statement(model, op);
@@ -690,13 +712,7 @@ fn step(model: &Model, op: &Op) -> Step {
 }
 
 fn statement(model: &Model, op: &Op) -> Step {
-    let root = |sql: String, expect| Step {
-        user: ROOT,
-        sql,
-        table: None,
-        expect,
-        rows: None,
-    };
+    let root = |sql: String, expect| Step::new(ROOT, sql, expect);
     let mut next = model.clone();
     match op {
         Op::CreateNamespace { ns, if_not_exists } => {
@@ -926,10 +942,7 @@ fn statement(model: &Model, op: &Op) -> Step {
             rows,
         } => {
             let (ns, t, table) = resolve(model, target);
-            let user = match table.map(|t| t.kind) {
-                Some(Kind::Shared) => ROOT,
-                _ => WRITERS[*writer],
-            };
+            let user = actor(table, *writer);
             // The listed columns: (name, position in the table if it has the column).
             let listed: Vec<(&'static str, Option<usize>)> = match (columns, table) {
                 (None, Some(table)) => table
@@ -1030,13 +1043,7 @@ fn statement(model: &Model, op: &Op) -> Step {
                     }
                 }
             };
-            Step {
-                user,
-                sql,
-                table: None,
-                expect,
-                rows: None,
-            }
+            Step::new(user, sql, expect)
         }
         Op::Update {
             writer,
@@ -1045,10 +1052,7 @@ fn statement(model: &Model, op: &Op) -> Step {
             filter,
         } => {
             let (ns, t, table) = resolve(model, target);
-            let user = match table.map(|t| t.kind) {
-                Some(Kind::Shared) => ROOT,
-                _ => WRITERS[*writer],
-            };
+            let user = actor(table, *writer);
             let pk = table.map_or("id", TableModel::pk);
             // The SET clause, and the assigned position and value (`None` for a key shift).
             let (set, assigned): (String, Result<Option<(usize, Option<Lit>)>, ErrorKind>) = match assign {
@@ -1121,20 +1125,11 @@ fn statement(model: &Model, op: &Op) -> Step {
                     }
                 }
             };
-            Step {
-                user,
-                sql,
-                table: None,
-                expect,
-                rows: None,
-            }
+            Step::new(user, sql, expect)
         }
         Op::Delete { writer, target, filter } => {
             let (ns, t, table) = resolve(model, target);
-            let user = match table.map(|t| t.kind) {
-                Some(Kind::Shared) => ROOT,
-                _ => WRITERS[*writer],
-            };
+            let user = actor(table, *writer);
             let (clause, predicate) = where_clause(table, filter);
             let sql = format!("DELETE FROM {ns}.{t}{clause}");
             let expect = match (table, predicate) {
@@ -1158,13 +1153,7 @@ fn statement(model: &Model, op: &Op) -> Step {
                     Ok(next)
                 }
             };
-            Step {
-                user,
-                sql,
-                table: None,
-                expect,
-                rows: None,
-            }
+            Step::new(user, sql, expect)
         }
         Op::Select {
             reader,
@@ -1173,10 +1162,7 @@ fn statement(model: &Model, op: &Op) -> Step {
             deleted,
         } => {
             let (ns, t, table) = resolve(model, target);
-            let user = match table.map(|t| t.kind) {
-                Some(Kind::Shared) => ROOT,
-                _ => WRITERS[*reader],
-            };
+            let user = actor(table, *reader);
             let (condition, predicate) = condition(table, filter);
             let condition = match (deleted, condition) {
                 (false, None) => String::new(),

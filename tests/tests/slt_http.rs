@@ -4,42 +4,27 @@
 //! The scripts reuse names (namespace `app`, users `alice` and `bob`) and each expects an
 //! empty database, so every file runs against a server of its own.
 
-use std::path::Path;
-
 use calamus::StorageBackend;
 use calamus_tests::server::TestServer;
 use calamus_tests::slt::{self, SltConfig, SltTarget};
 
-/// Failures listed per file.
-const MAX_LISTED: usize = 50;
-
 fn run_suite(backend: StorageBackend) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("slt");
-    let files = slt::find_scripts(&dir, "slt").expect("tests/slt can be listed");
-    assert!(!files.is_empty(), "no *.slt script under {}", dir.display());
-    let mut failing = Vec::new();
-    for file in &files {
+    let mut reports = Vec::new();
+    for file in slt::own_scripts() {
         let server = TestServer::start(backend);
         let mut config = SltConfig::new(backend);
         config.target = SltTarget::Http {
             url: server.url(""),
             root_password: String::new(),
         };
-        let Some(mut report) = slt::run_files(&config, std::slice::from_ref(file), 1).pop() else {
+        let Some(mut report) = slt::run_files(&config, std::slice::from_ref(&file), 1).pop() else {
             panic!("no report for {}", file.1);
         };
         drop(server.stop());
         report.backend = format!("{backend} over HTTP");
-        print!("{}", report.render(MAX_LISTED));
-        if !report.failures.is_empty() {
-            failing.push(format!("{}: {} failures", report.name, report.failures.len()));
-        }
+        reports.push(report);
     }
-    assert!(
-        failing.is_empty(),
-        "sqllogictest suite over HTTP on {backend}:\n{}",
-        failing.join("\n")
-    );
+    slt::assert_all_pass(&reports, &format!("over HTTP on {backend}"));
 }
 
 #[test]

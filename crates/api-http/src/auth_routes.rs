@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{Authenticator, TokenType};
+use crate::auth::{Authenticator, Credentials, TokenType, credentials};
 use crate::error_code::{ApiError, ErrorCode};
 
 /// The login body; `username` is accepted for `user`.
@@ -47,18 +47,13 @@ pub fn me(auth: &Authenticator, authorization: Option<&str>) -> Result<Value, Ap
     Ok(user_json(&user))
 }
 
+/// The token of a `Bearer` header; these endpoints take no other credentials.
 fn bearer(authorization: Option<&str>) -> Result<&str, ApiError> {
-    let header = authorization.map(str::trim).filter(|h| !h.is_empty()).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::MissingAuthorization,
-            "this endpoint needs Authorization: Bearer <token>",
-        )
-    })?;
-    match header.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
-        _ => Err(ApiError::new(
+    match credentials(authorization)? {
+        Credentials::Bearer(token) => Ok(token),
+        Credentials::Basic { .. } => Err(ApiError::new(
             ErrorCode::InvalidToken,
-            "this endpoint takes Authorization: Bearer <token>",
+            "this endpoint takes Authorization: Bearer <token>, not Basic credentials",
         )),
     }
 }

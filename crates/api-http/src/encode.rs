@@ -18,6 +18,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use calamus_domain::DataType as CalamusType;
 use serde_json::{Value, json};
 
 /// The field metadata key naming a Calamus type that Arrow cannot tell apart (`Json`,
@@ -36,33 +37,15 @@ pub fn schema_json(schema: &Schema) -> Value {
     )
 }
 
-/// The protocol's name of a column's type.
+/// The protocol's name of a column's type: the serde form of the Calamus type
+/// ([`CalamusType`]), which the field's metadata names for `Json` and `Uuid` columns.
 pub fn data_type_json(field: &Field) -> Value {
-    if let Some(name) = field.metadata().get(TYPE_METADATA_KEY) {
-        return Value::String(name.clone());
-    }
-    let name = match field.data_type() {
-        DataType::Boolean => "Boolean",
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => "SmallInt",
-        DataType::Int32 | DataType::UInt16 => "Int",
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "BigInt",
-        DataType::Float16 | DataType::Float32 => "Float",
-        DataType::Float64 => "Double",
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => "Text",
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => "Bytes",
-        DataType::Timestamp(..) => "Timestamp",
-        DataType::Date32 | DataType::Date64 => "Date",
-        DataType::Time32(_) | DataType::Time64(_) => "Time",
-        DataType::Decimal32(p, s)
-        | DataType::Decimal64(p, s)
-        | DataType::Decimal128(p, s)
-        | DataType::Decimal256(p, s) => {
-            return json!({"Decimal": {"precision": p, "scale": s}});
-        }
-        // Types no column can have, only expressions (intervals, lists, ...): shown as text.
-        _ => "Text",
-    };
-    Value::String(name.to_owned())
+    let named = field
+        .metadata()
+        .get(TYPE_METADATA_KEY)
+        .and_then(|name| serde_json::from_value(Value::String(name.clone())).ok());
+    let data_type = named.unwrap_or_else(|| CalamusType::nearest_for_arrow(field.data_type()));
+    serde_json::to_value(data_type).unwrap_or(Value::Null)
 }
 
 /// One column of a batch, downcast once so encoding a value is a plain match.
@@ -287,30 +270,6 @@ pub fn write_rows_as_arrays(out: &mut Vec<u8>, batch: &RecordBatch, rows_written
     }
 }
 
-/// A batch's rows as JSON objects (column name → value), the form of live-query messages.
-pub fn rows_as_objects(batch: &RecordBatch) -> Vec<Value> {
-    let options = FormatOptions::default();
-    let schema = batch.schema();
-    let columns: Vec<Column<'_>> = batch.columns().iter().map(|c| Column::new(c, &options)).collect();
-    let mut rows = Vec::with_capacity(batch.num_rows());
-    let mut buffer = Vec::new();
-    for row in 0..batch.num_rows() {
-        let mut object = serde_json::Map::with_capacity(columns.len());
-        for ((column, array), field) in columns.iter().zip(batch.columns()).zip(schema.fields()) {
-            let value = if array.is_null(row) {
-                Value::Null
-            } else {
-                buffer.clear();
-                column.write(&mut buffer, row);
-                serde_json::from_slice(&buffer).unwrap_or(Value::Null)
-            };
-            object.insert(field.name().clone(), value);
-        }
-        rows.push(Value::Object(object));
-    }
-    rows
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -407,22 +366,5 @@ mod tests {
                 {"name": "p", "data_type": {"Decimal": {"precision": 12, "scale": 3}}, "index": 2}
             ])
         );
-    }
-
-    #[test]
-    fn rows_as_objects_name_their_columns() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("name", DataType::Utf8, true),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(Int64Array::from(vec![1])),
-                Arc::new(StringArray::from(vec![None::<&str>])),
-            ],
-        )
-        .unwrap();
-        assert_eq!(rows_as_objects(&batch), vec![json!({"id": "1", "name": null})]);
     }
 }

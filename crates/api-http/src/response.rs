@@ -17,6 +17,11 @@ pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 /// `application/json`.
 pub const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
+/// Milliseconds since `started`, as the protocol's `took`.
+pub fn elapsed_ms(started: std::time::Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
 /// A whole body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed_unsync()

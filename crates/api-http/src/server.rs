@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
@@ -27,7 +27,7 @@ use crate::config::HttpConfig;
 use crate::error_code::{ApiError, ErrorCode};
 use crate::metrics::{Endpoint, Metrics};
 use crate::rate_limit::RateLimiter;
-use crate::response::{Body, bytes_response, error_response, json_response};
+use crate::response::{Body, bytes_response, elapsed_ms, error_response, json_response};
 use crate::sql::{self, SqlLimits};
 
 /// How long a client may take to send a request's headers.
@@ -152,13 +152,59 @@ impl ApiServer {
     }
 }
 
+/// The endpoints of API.md, recognised once per request from the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Sql,
+    Login,
+    Refresh,
+    Me,
+    Health,
+    Metrics,
+    LiveQueries,
+}
+
+impl Route {
+    fn of(path: &str) -> Option<Route> {
+        Some(match path {
+            "/v1/api/sql" | "/api/sql" => Route::Sql,
+            "/v1/api/auth/login" => Route::Login,
+            "/v1/api/auth/refresh" => Route::Refresh,
+            "/v1/api/auth/me" => Route::Me,
+            "/health" | "/v1/api/healthcheck" => Route::Health,
+            "/metrics" => Route::Metrics,
+            "/v1/ws" => Route::LiveQueries,
+            _ => return None,
+        })
+    }
+
+    /// The one method the endpoint takes.
+    fn method(self) -> &'static str {
+        match self {
+            Route::Sql | Route::Login | Route::Refresh => "POST",
+            Route::Me | Route::Health | Route::Metrics | Route::LiveQueries => "GET",
+        }
+    }
+
+    /// Where its requests are counted.
+    fn endpoint(self) -> Endpoint {
+        match self {
+            Route::Sql => Endpoint::Sql,
+            Route::Login | Route::Refresh | Route::Me => Endpoint::Auth,
+            Route::Health => Endpoint::Health,
+            Route::Metrics => Endpoint::Metrics,
+            Route::LiveQueries => Endpoint::Other,
+        }
+    }
+}
+
 /// Answers one request; a panic inside becomes a 500 and the server stays up.
 async fn answer(state: &Arc<ApiState>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let started = Instant::now();
-    let endpoint = endpoint_of(request.uri().path());
+    let route = Route::of(request.uri().path());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = match AssertUnwindSafe(route(state, request, peer.ip(), started))
+    let response = match AssertUnwindSafe(dispatch(state, route, request, peer.ip(), started))
         .catch_unwind()
         .await
     {
@@ -177,6 +223,7 @@ async fn answer(state: &Arc<ApiState>, request: Request<Incoming>, peer: SocketA
         }
     };
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let endpoint = route.map_or(Endpoint::Other, Route::endpoint);
     state
         .metrics
         .record_request(endpoint, response.status().as_u16(), micros);
@@ -184,40 +231,32 @@ async fn answer(state: &Arc<ApiState>, request: Request<Incoming>, peer: SocketA
     response
 }
 
-fn endpoint_of(path: &str) -> Endpoint {
-    match path {
-        "/v1/api/sql" | "/api/sql" => Endpoint::Sql,
-        "/health" | "/v1/api/healthcheck" => Endpoint::Health,
-        "/metrics" => Endpoint::Metrics,
-        p if p.starts_with("/v1/api/auth/") => Endpoint::Auth,
-        _ => Endpoint::Other,
-    }
-}
-
-async fn route(state: &Arc<ApiState>, request: Request<Incoming>, peer: IpAddr, started: Instant) -> Response<Body> {
-    let path = request.uri().path().to_owned();
-    let method = request.method().clone();
-    let allowed: &[Method] = match path.as_str() {
-        "/v1/api/sql" | "/api/sql" | "/v1/api/auth/login" | "/v1/api/auth/refresh" => &[Method::POST],
-        "/v1/api/auth/me" | "/health" | "/v1/api/healthcheck" | "/metrics" | "/v1/ws" => &[Method::GET],
-        _ => {
-            return error_response(
-                &ApiError::new(ErrorCode::UnknownEndpoint, format!("no endpoint at {path}")),
-                elapsed_ms(started),
-            );
-        }
+async fn dispatch(
+    state: &Arc<ApiState>,
+    route: Option<Route>,
+    request: Request<Incoming>,
+    peer: IpAddr,
+    started: Instant,
+) -> Response<Body> {
+    let path = request.uri().path();
+    let Some(route) = route else {
+        return error_response(
+            &ApiError::new(ErrorCode::UnknownEndpoint, format!("no endpoint at {path}")),
+            elapsed_ms(started),
+        );
     };
-    if !allowed.contains(&method) {
+    let method = route.method();
+    if request.method().as_str() != method {
         let mut response = error_response(
             &ApiError::new(
                 ErrorCode::MethodNotAllowed,
-                format!("{path} takes {}, not {method}", allowed[0]),
+                format!("{path} takes {method}, not {}", request.method()),
             ),
             elapsed_ms(started),
         );
         response
             .headers_mut()
-            .insert(hyper::header::ALLOW, HeaderValue::from_static(allowed[0].as_str()));
+            .insert(hyper::header::ALLOW, HeaderValue::from_static(method));
         return response;
     }
     let authorization = request
@@ -225,8 +264,8 @@ async fn route(state: &Arc<ApiState>, request: Request<Incoming>, peer: IpAddr, 
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let result = match path.as_str() {
-        "/v1/api/sql" | "/api/sql" => {
+    let result = match route {
+        Route::Sql => {
             let caller = match state.auth.authenticate(authorization.as_deref(), peer).await {
                 Ok(caller) => caller,
                 Err(error) => return failed_auth(state, &error, started),
@@ -255,18 +294,18 @@ async fn route(state: &Arc<ApiState>, request: Request<Incoming>, peer: IpAddr, 
             };
             return sql::handle(&state.engine, &caller, &body, limits, started).await;
         }
-        "/v1/api/auth/login" => match read_body(request, state.config.body_limit_bytes).await {
+        Route::Login => match read_body(request, state.config.body_limit_bytes).await {
             Ok(body) => auth_routes::login(&state.auth, &body, peer).await,
             Err(error) => Err(error),
         },
-        "/v1/api/auth/refresh" => auth_routes::refresh(&state.auth, authorization.as_deref()),
-        "/v1/api/auth/me" => auth_routes::me(&state.auth, authorization.as_deref()),
-        "/health" | "/v1/api/healthcheck" => Ok(json!({
+        Route::Refresh => auth_routes::refresh(&state.auth, authorization.as_deref()),
+        Route::Me => auth_routes::me(&state.auth, authorization.as_deref()),
+        Route::Health => Ok(json!({
             "status": "healthy",
             "version": env!("CARGO_PKG_VERSION"),
             "api_version": "v1",
         })),
-        "/metrics" => {
+        Route::Metrics => {
             if state.config.metrics_loopback_only && !peer.is_loopback() {
                 Err(ApiError::new(
                     ErrorCode::PermissionDenied,
@@ -280,7 +319,7 @@ async fn route(state: &Arc<ApiState>, request: Request<Incoming>, peer: IpAddr, 
                 );
             }
         }
-        _ => Err(ApiError::new(
+        Route::LiveQueries => Err(ApiError::new(
             ErrorCode::NotImplemented,
             "live queries over WebSocket are not available in this version of Calamus",
         )),
@@ -328,8 +367,4 @@ async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
             format!("the body could not be read: {error}"),
         )),
     }
-}
-
-fn elapsed_ms(started: Instant) -> f64 {
-    started.elapsed().as_secs_f64() * 1000.0
 }

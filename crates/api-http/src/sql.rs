@@ -14,7 +14,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use calamus_domain::model::{Role, User};
 use calamus_domain::{NamespaceId, UserId};
-use calamus_query::{ErrorKind, QueryEngine, QueryError, ScalarValue, Session, Statement, StreamingOutput};
+use calamus_query::authorization::rules::GENERIC_REFUSAL;
+use calamus_query::{QueryEngine, QueryError, ScalarValue, Session, Statement, StreamedStatement, StreamingOutput};
 use futures::StreamExt;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
@@ -25,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::encode::{schema_json, write_rows_as_arrays};
 use crate::error_code::{ApiError, ErrorCode};
-use crate::response::{Body, JSON, bytes_response, error_body, error_response};
+use crate::response::{Body, JSON, bytes_response, elapsed_ms, error_body, error_response};
 
 /// Bytes of results buffered before the response starts streaming.
 pub const STREAM_THRESHOLD: usize = 256 * 1024;
@@ -171,21 +172,33 @@ fn statement_text(statement: &Statement) -> Option<String> {
 
 /// A statement's failure as the caller with `role` may see it: for `user` and `service`, a
 /// refusal and a "not found" become one generic refusal naming nothing
-/// ([`QueryError::redacted_for`]), without `details`. `position` is the statement's number,
-/// the batch's size and its SQL.
+/// ([`QueryError::redacted_for`]), and then carry no `details` either. `position` is the
+/// statement's number, the batch's size and its SQL.
 fn statement_error(error: QueryError, role: Role, position: Option<(usize, usize, Option<&str>)>) -> ApiError {
-    let hidden = role <= Role::Service && matches!(error.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied);
     let error = error.redacted_for(role);
-    let code = ErrorCode::for_query_error(&error);
+    let generic = matches!(&error, QueryError::PermissionDenied(message) if message == GENERIC_REFUSAL);
     let message = match position {
         Some((n, total, _)) if total > 1 => format!("Statement {n} failed: {error}"),
         _ => error.to_string(),
     };
-    let error = ApiError::new(code, message);
+    let api_error = ApiError::new(ErrorCode::for_query_error(&error), message);
     match position.and_then(|(_, _, text)| text) {
-        Some(text) if !hidden => error.with_details(text),
-        _ => error,
+        Some(text) if !generic => api_error.with_details(text),
+        _ => api_error,
     }
+}
+
+/// How writing one statement's result ended.
+enum Written {
+    /// The result is in the sink.
+    Done,
+    /// The statement failed; `open` is the rows result it interrupted (rows written, user).
+    Failed {
+        error: QueryError,
+        open: Option<(u64, UserId)>,
+    },
+    /// The client went away.
+    Gone,
 }
 
 /// Runs the batch, writing results into `sink`.
@@ -201,84 +214,83 @@ async fn run_batch(engine: &QueryEngine, batch: Batch, role: Role, limits: SqlLi
         if index > 0 {
             sink.push(b",");
         }
-        let position = (index + 1, total, text.as_deref());
-        let streamed = match engine.run_streaming(&mut session, statement, &params).await {
-            Ok(streamed) => streamed,
-            Err(error) => return sink.fail(statement_error(error, role, Some(position)), None).await,
+        let written = match engine.run_streaming(&mut session, statement, &params).await {
+            Ok(streamed) => write_result(&mut sink, streamed, limits).await,
+            Err(error) => Written::Failed { error, open: None },
         };
-        let as_user = streamed.as_user;
-        match streamed.output {
-            StreamingOutput::Affected { row_count, message } => {
-                let object =
-                    serde_json::json!({"row_count": row_count, "message": message, "as_user": as_user.as_str()});
-                sink.push(&serde_json::to_vec(&object).unwrap_or_default());
+        match written {
+            Written::Done => {}
+            Written::Gone => return,
+            Written::Failed { error, open } => {
+                let error = statement_error(error, role, Some((index + 1, total, text.as_deref())));
+                return sink.fail(error, open).await;
             }
-            StreamingOutput::Rows { schema, mut rows } => {
-                sink.push(b"{\"schema\":");
-                sink.push(&serde_json::to_vec(&schema_json(&schema)).unwrap_or_default());
-                sink.push(b",\"rows\":[");
-                let mut written: u64 = 0;
-                let mut truncated = false;
-                while let Some(batch) = rows.next().await {
-                    let mut batch = match batch {
-                        Ok(batch) => batch,
-                        Err(error) => {
-                            let open = OpenResult {
-                                rows: written,
-                                as_user: &as_user,
-                            };
-                            return sink
-                                .fail(statement_error(error, role, Some(position)), Some(open))
-                                .await;
-                        }
-                    };
-                    if let Some(cap) = limits.max_result_rows {
-                        let room = cap.saturating_sub(written);
-                        if (batch.num_rows() as u64) > room {
-                            batch = batch.slice(0, usize::try_from(room).unwrap_or(usize::MAX));
-                            truncated = true;
-                        }
-                    }
-                    write_rows_as_arrays(sink.buffer(), &batch, written);
-                    written += batch.num_rows() as u64;
-                    if sink.flush().await.is_err() {
-                        return;
-                    }
-                    if truncated {
-                        break;
-                    }
-                }
-                close_rows(sink.buffer(), written, &as_user);
-                if truncated {
-                    // Replace the closing brace to add the flag.
-                    sink.buffer().pop();
-                    sink.push(b",\"truncated\":true}");
-                }
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
         }
     }
     sink.succeed().await;
 }
 
-/// A rows result whose array is still open when a failure stops it.
-struct OpenResult<'a> {
-    rows: u64,
-    as_user: &'a UserId,
+/// Writes one statement's result into `sink`, streaming a query's rows as they come.
+async fn write_result(sink: &mut Sink, streamed: StreamedStatement, limits: SqlLimits) -> Written {
+    let as_user = streamed.as_user;
+    let (schema, mut rows) = match streamed.output {
+        StreamingOutput::Affected { row_count, message } => {
+            let object = serde_json::json!({"row_count": row_count, "message": message, "as_user": as_user.as_str()});
+            sink.push(&serde_json::to_vec(&object).unwrap_or_default());
+            return if sink.flush().await.is_ok() {
+                Written::Done
+            } else {
+                Written::Gone
+            };
+        }
+        StreamingOutput::Rows { schema, rows } => (schema, rows),
+    };
+    sink.push(b"{\"schema\":");
+    sink.push(&serde_json::to_vec(&schema_json(&schema)).unwrap_or_default());
+    sink.push(b",\"rows\":[");
+    let mut written: u64 = 0;
+    let mut truncated = false;
+    while !truncated && let Some(batch) = rows.next().await {
+        let mut batch = match batch {
+            Ok(batch) => batch,
+            Err(error) => {
+                return Written::Failed {
+                    error,
+                    open: Some((written, as_user)),
+                };
+            }
+        };
+        if let Some(cap) = limits.max_result_rows {
+            let room = cap.saturating_sub(written);
+            if batch.num_rows() as u64 > room {
+                batch = batch.slice(0, usize::try_from(room).unwrap_or(usize::MAX));
+                truncated = true;
+            }
+        }
+        write_rows_as_arrays(sink.buffer(), &batch, written);
+        written += batch.num_rows() as u64;
+        if sink.flush().await.is_err() {
+            return Written::Gone;
+        }
+    }
+    close_rows(sink.buffer(), written, &as_user, truncated);
+    if sink.flush().await.is_ok() {
+        Written::Done
+    } else {
+        Written::Gone
+    }
 }
 
-fn close_rows(out: &mut Vec<u8>, rows: u64, as_user: &UserId) {
+/// Closes a rows result: the array, `row_count`, `as_user`, and `truncated` when cut.
+fn close_rows(out: &mut Vec<u8>, rows: u64, as_user: &UserId, truncated: bool) {
     out.extend_from_slice(b"],\"row_count\":");
     out.extend_from_slice(rows.to_string().as_bytes());
     out.extend_from_slice(b",\"as_user\":");
     let _ = serde_json::to_writer(&mut *out, as_user.as_str());
+    if truncated {
+        out.extend_from_slice(b",\"truncated\":true");
+    }
     out.push(b'}');
-}
-
-fn elapsed_ms(started: Instant) -> f64 {
-    started.elapsed().as_secs_f64() * 1000.0
 }
 
 /// Where the JSON of a response goes: first a buffer, then, once it is large, a stream.
@@ -345,14 +357,14 @@ impl Sink {
     }
 
     /// Ends the batch with `error`; `open` is the rows result it interrupted, if any.
-    async fn fail(mut self, error: ApiError, open: Option<OpenResult<'_>>) {
+    async fn fail(mut self, error: ApiError, open: Option<(u64, UserId)>) {
         let took = elapsed_ms(self.started);
         if let Some(decision) = self.decision.take() {
             let _ = decision.send(error_response(&error, took));
             return;
         }
         if let Some(open) = open {
-            close_rows(&mut self.buffer, open.rows, open.as_user);
+            close_rows(&mut self.buffer, open.0, &open.1, false);
         }
         let body = error_body(&error, took);
         let tail = format!(

@@ -11,7 +11,7 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use crate::client::prompt::run_prompt;
 use crate::client::{ClientOptions, OutputFormat, SqlClient, run_sql};
 use crate::config::{Config, ConfigFlags};
-use crate::database::{Database, StorageBackend};
+use crate::database::Database;
 use crate::error::AppError;
 
 /// Calamus: a SQL database for realtime, multi-tenant apps.
@@ -85,15 +85,13 @@ impl SqlArgs {
     }
 }
 
-/// The flags of `calamus exec`.
+/// The flags of `calamus exec`: the server's configuration (file, environment, flags)
+/// says where the data directory is and which backend holds it.
 #[derive(Debug, Clone, Args)]
 pub struct ExecArgs {
-    /// The data directory.
-    #[arg(long, env = "CALAMUS_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
-    /// The storage backend: rocksdb or sled.
-    #[arg(long, env = "CALAMUS_STORAGE", default_value = "rocksdb")]
-    pub storage: StorageBackend,
+    /// The configuration, as `calamus serve` reads it.
+    #[command(flatten)]
+    pub config: ConfigFlags,
     /// The user to run as (default root).
     #[arg(long, default_value = "root")]
     pub user: String,
@@ -154,10 +152,7 @@ fn serve(flags: &ConfigFlags) -> ExitCode {
     let result = runtime().and_then(|rt| rt.block_on(crate::serve::run(config)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            failure(&e)
-        }
+        Err(e) => failure(&e),
     }
 }
 
@@ -206,7 +201,8 @@ fn exec(args: &ExecArgs) -> ExitCode {
 
 /// Runs `args.command` in-process and prints each statement's output.
 async fn exec_sql(args: &ExecArgs) -> Result<(), AppError> {
-    let db = Database::open(args.storage, &args.data_dir)?;
+    let storage = Config::load(&args.config)?.storage;
+    let db = Database::open(storage.backend, &storage.data_dir)?;
     let mut session = if args.user == "root" {
         Session::root()
     } else {
@@ -221,8 +217,7 @@ async fn exec_sql(args: &ExecArgs) -> Result<(), AppError> {
     for output in outputs {
         match output {
             StatementOutput::Rows { batches, .. } => {
-                let table =
-                    pretty_format_batches(&batches).map_err(|e| AppError::BadResponse { reason: e.to_string() })?;
+                let table = pretty_format_batches(&batches).map_err(|e| AppError::Query(e.into()))?;
                 writeln!(stdout, "{table}")?;
             }
             StatementOutput::Affected { message, .. } => writeln!(stdout, "{message}")?,
@@ -236,6 +231,7 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+    use crate::database::StorageBackend;
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(args).unwrap()
@@ -307,7 +303,8 @@ mod tests {
         let Some(Command::Exec(args)) = cli.command else {
             panic!("expected exec");
         };
-        assert_eq!(args.storage, StorageBackend::Sled);
+        let config = Config::load_with_env(&args.config, |_| None).unwrap();
+        assert_eq!(config.storage.backend, StorageBackend::Sled);
         assert_eq!(args.user, "bob");
         assert_eq!(args.command, "SELECT 1");
     }

@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use calamus_api_http::HttpConfig;
 use serde::Deserialize;
 
 use crate::database::StorageBackend;
@@ -41,7 +42,7 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// The most rows one statement returns; a longer result is cut and marked
     /// `"truncated": true`. `None` (the default): no limit.
-    pub max_result_rows: Option<usize>,
+    pub max_result_rows: Option<u64>,
     /// Whether `GET /metrics` answers only connections from a loopback address (true).
     pub metrics_loopback_only: bool,
     /// SQL requests each user may make per second; more are answered 429. `None` (the
@@ -49,15 +50,21 @@ pub struct ServerConfig {
     pub rate_limit_per_user: Option<u32>,
 }
 
+/// The server's own defaults: the ones `HttpConfig` has, on 127.0.0.1:8080.
+fn http_defaults() -> HttpConfig {
+    HttpConfig::new(SocketAddr::from(([127, 0, 0, 1], 8080)), Vec::new())
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
+        let http = http_defaults();
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            body_limit_bytes: 10 * 1024 * 1024,
-            max_connections: 1024,
-            max_result_rows: None,
-            metrics_loopback_only: true,
-            rate_limit_per_user: None,
+            listen: http.listen,
+            body_limit_bytes: http.body_limit_bytes,
+            max_connections: http.max_connections,
+            max_result_rows: http.max_result_rows,
+            metrics_loopback_only: http.metrics_loopback_only,
+            rate_limit_per_user: http.rate_limit_per_user,
         }
     }
 }
@@ -102,12 +109,13 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
+        let http = http_defaults();
         Self {
             jwt_secret: None,
             root_password: None,
-            access_token_ttl_secs: 3600,
-            refresh_token_ttl_secs: 7 * 24 * 3600,
-            login_max_failures: 5,
+            access_token_ttl_secs: http.access_token_ttl.as_secs(),
+            refresh_token_ttl_secs: http.refresh_token_ttl.as_secs(),
+            login_max_failures: http.login_max_failures,
         }
     }
 }

@@ -34,8 +34,15 @@ pub enum AppError {
     #[error("server: {reason}")]
     Server { reason: String },
     /// The server answered a request of the command-line client with an error.
-    #[error("ERROR {code}: {message}")]
-    ServerRejected { code: String, message: String },
+    #[error("ERROR {code}: {message}{}", details.as_ref().map(|d| format!("\nDETAIL: {d}")).unwrap_or_default())]
+    ServerRejected {
+        /// The protocol's error code (`NOT_FOUND`, ...).
+        code: String,
+        /// What failed.
+        message: String,
+        /// The failing statement, when the server names it.
+        details: Option<String>,
+    },
     /// The command-line client could not talk to the server.
     #[error("cannot reach the server at {url}: {reason}")]
     Connection { url: String, reason: String },

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use calamus_api_http::{ApiServer, HttpConfig};
 use calamus_domain::UserId;
-use calamus_domain::model::{hash_password, verify_password};
+use calamus_domain::model::verify_password;
+use calamus_query::statement::UserChange;
+use datafusion::sql::sqlparser::ast::Ident;
 
 use crate::config::Config;
 use crate::database::Database;
@@ -42,7 +44,11 @@ pub async fn run_until(
     let server = ApiServer::bind(Arc::clone(&database.engine), http)
         .await
         .map_err(|e| AppError::Server {
-            reason: format!("cannot listen on {}: {e}", config.server.listen),
+            reason: format!(
+                "cannot listen on {} (server.listen): {e}; is another server running there? \
+                 choose another address with --listen or CALAMUS_LISTEN",
+                config.server.listen
+            ),
         })?;
     let address = server
         .local_addr()
@@ -65,7 +71,7 @@ fn http_config(config: &Config, jwt_secret: Vec<u8>) -> HttpConfig {
     let mut http = HttpConfig::new(config.server.listen, jwt_secret);
     http.body_limit_bytes = config.server.body_limit_bytes;
     http.max_connections = config.server.max_connections;
-    http.max_result_rows = config.server.max_result_rows.map(|n| n as u64);
+    http.max_result_rows = config.server.max_result_rows;
     http.metrics_loopback_only = config.server.metrics_loopback_only;
     http.access_token_ttl = Duration::from_secs(config.auth.access_token_ttl_secs);
     http.refresh_token_ttl = Duration::from_secs(config.auth.refresh_token_ttl_secs);
@@ -110,30 +116,27 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Makes `password` root's password, unless it already is.
+/// Makes `password` root's password (as `ALTER USER root SET PASSWORD` does), unless it
+/// already is.
 async fn set_root_password(database: &Database, password: &str) -> Result<(), AppError> {
-    let catalog = database.engine.catalog();
-    let Some(mut root) = catalog.snapshot().users.get(&UserId::root()).cloned() else {
-        return Err(AppError::Server {
-            reason: "the catalog has no root user".into(),
-        });
-    };
-    if let Some(hash) = &root.password_hash
-        && verify_password(password, hash)?
+    let engine = &database.engine;
+    let current = engine
+        .catalog()
+        .snapshot()
+        .users
+        .get(&UserId::root())
+        .and_then(|root| root.password_hash.clone());
+    if let Some(hash) = current
+        && verify_password(password, &hash)?
     {
         return Ok(());
     }
-    root.password_hash = Some(hash_password(password)?);
-    root.updated_at = chrono_now_micros();
-    catalog.put_user(root, true).await?;
+    let change = UserChange::Password(password.to_owned());
+    calamus_query::ddl::user::alter(engine, &Ident::new(UserId::root().as_str()), change)
+        .await
+        .map_err(AppError::Query)?;
     tracing::info!("root's password set from the configuration");
     Ok(())
-}
-
-fn chrono_now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -126,6 +126,34 @@ impl KvRowStore {
         Ok(out)
     }
 
+    /// Whether a live row of `table` (not soft-deleted, not past a stream's TTL) has a
+    /// stored value for which `test` holds. Reads the keyspace a chunk at a time and stops
+    /// at the first such row.
+    fn any_live_row(&self, table: &TableDefinition, test: impl Fn(&[u8]) -> DomainResult<bool>) -> DomainResult<bool> {
+        let keyspace = table.keyspace();
+        let floor = Self::stream_floor(table);
+        let mut range = KeyRange::all();
+        loop {
+            let chunk = self.kv.scan_limited(&keyspace, range.clone(), false, SCAN_CHUNK)?;
+            let full = chunk.len() == SCAN_CHUNK;
+            for (key, value) in &chunk {
+                if let Some(floor) = floor {
+                    let (_, row_id) = split_user_key(key)?;
+                    if row_id < floor.as_slice() {
+                        continue;
+                    }
+                }
+                if !RowCodec::decode_header(value)?.1 && test(value)? {
+                    return Ok(true);
+                }
+            }
+            match chunk.into_iter().next_back() {
+                Some((last, _)) if full => range.start = Bound::Excluded(last),
+                _ => return Ok(false),
+            }
+        }
+    }
+
     fn duplicate(table: &TableDefinition, value: &Value) -> DomainError {
         DomainError::DuplicateKey {
             table: table.id.to_string(),
@@ -377,32 +405,15 @@ impl RowStore for KvRowStore {
     }
 
     async fn has_live_rows(&self, table: &TableDefinition) -> DomainResult<bool> {
-        let floor = Self::stream_floor(table);
-        for pair in self.kv.scan(&table.keyspace(), KeyRange::all(), false)? {
-            let (key, value) = pair?;
-            if let Some(floor) = floor {
-                let (_, row_id) = split_user_key(&key)?;
-                if row_id < floor.as_slice() {
-                    continue;
-                }
-            }
-            if !RowCodec::decode_header(&value)?.1 {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        self.any_live_row(table, |_| Ok(true))
     }
 
     async fn has_live_null(&self, table: &TableDefinition, position: usize) -> DomainResult<bool> {
         let codec = RowCodec::new(table.schema());
-        for pair in self.kv.scan(&table.keyspace(), KeyRange::all(), false)? {
-            let (_, value) = pair?;
-            let row = codec.decode(&value)?;
-            if !row.deleted && row.values.get(position).is_none_or(Value::is_null) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        self.any_live_row(table, |value| {
+            let row = codec.decode(value)?;
+            Ok(row.values.get(position).is_none_or(Value::is_null))
+        })
     }
 
     async fn evict_stream_rows(&self, table: &TableDefinition) -> DomainResult<u64> {

@@ -57,7 +57,38 @@ impl DataType {
         }
     }
 
-    /// The name the wire protocol uses (`BigInt`, `Text`, ...); DECIMAL is `Decimal(p,s)`.
+    /// The Calamus type an Arrow type's values are shown as: the inverse of
+    /// [`DataType::arrow_type`], widened for the types only expressions produce (`Int8` is
+    /// a `SmallInt`, `Date64` a `Date`, ...). Types with no Calamus counterpart (intervals,
+    /// lists, ...) are shown as `Text`.
+    pub fn nearest_for_arrow(arrow: &ArrowType) -> DataType {
+        match arrow {
+            ArrowType::Boolean => DataType::Boolean,
+            ArrowType::Int8 | ArrowType::Int16 | ArrowType::UInt8 => DataType::SmallInt,
+            ArrowType::Int32 | ArrowType::UInt16 => DataType::Int,
+            ArrowType::Int64 | ArrowType::UInt32 | ArrowType::UInt64 => DataType::BigInt,
+            ArrowType::Float16 | ArrowType::Float32 => DataType::Float,
+            ArrowType::Float64 => DataType::Double,
+            ArrowType::Binary | ArrowType::LargeBinary | ArrowType::BinaryView | ArrowType::FixedSizeBinary(_) => {
+                DataType::Bytes
+            }
+            ArrowType::Timestamp(..) => DataType::Timestamp,
+            ArrowType::Date32 | ArrowType::Date64 => DataType::Date,
+            ArrowType::Time32(_) | ArrowType::Time64(_) => DataType::Time,
+            ArrowType::Decimal32(precision, scale)
+            | ArrowType::Decimal64(precision, scale)
+            | ArrowType::Decimal128(precision, scale)
+            | ArrowType::Decimal256(precision, scale) => DataType::Decimal {
+                precision: *precision,
+                scale: *scale,
+            },
+            _ => DataType::Text,
+        }
+    }
+
+    /// The name the wire protocol uses (`BigInt`, `Text`, ...); DECIMAL is `Decimal(p,s)`
+    /// here. In JSON the protocol writes a type as this enum's serde form: unit variants by
+    /// name, `{"Decimal": {"precision": p, "scale": s}}`.
     pub fn wire_name(&self) -> String {
         match self {
             DataType::Boolean => "Boolean".into(),
@@ -183,5 +214,56 @@ impl fmt::Display for Value {
             Value::Timestamp(v) | Value::Time(v) => write!(f, "{v}"),
             Value::Date(v) => write!(f, "{v}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrow_types_map_back_to_their_calamus_type() {
+        let every = [
+            DataType::Boolean,
+            DataType::SmallInt,
+            DataType::Int,
+            DataType::BigInt,
+            DataType::Float,
+            DataType::Double,
+            DataType::Decimal {
+                precision: 12,
+                scale: 3,
+            },
+            DataType::Text,
+            DataType::Bytes,
+            DataType::Timestamp,
+            DataType::Date,
+            DataType::Time,
+        ];
+        for data_type in every {
+            assert_eq!(DataType::nearest_for_arrow(&data_type.arrow_type()), data_type);
+        }
+        assert_eq!(DataType::nearest_for_arrow(&ArrowType::UInt64), DataType::BigInt);
+        assert_eq!(DataType::nearest_for_arrow(&ArrowType::Date64), DataType::Date);
+    }
+
+    #[test]
+    fn the_serde_form_is_the_protocols_type_name() {
+        assert_eq!(
+            serde_json::to_value(DataType::BigInt).unwrap(),
+            serde_json::json!("BigInt")
+        );
+        assert_eq!(
+            serde_json::to_value(DataType::Decimal {
+                precision: 10,
+                scale: 2
+            })
+            .unwrap(),
+            serde_json::json!({"Decimal": {"precision": 10, "scale": 2}})
+        );
+        assert_eq!(
+            serde_json::from_value::<DataType>(serde_json::json!("Uuid")).unwrap(),
+            DataType::Uuid
+        );
     }
 }

@@ -123,14 +123,14 @@ impl QueryEngine {
         Ok(statements)
     }
 
-    /// Whether `session` may run `statement` now: `Ok`, or `PermissionDenied`. [`Self::run`]
-    /// checks this itself; it is public for callers that accept a statement before running
-    /// it (a subscription's query).
-    pub fn authorize(&self, session: &Session, statement: &Statement) -> QueryResult<()> {
+    /// Whether `session` may run `statement` now: `Ok`, or `PermissionDenied`.
+    pub(crate) fn authorize(&self, session: &Session, statement: &Statement) -> QueryResult<()> {
         authorize(&self.catalog.snapshot(), session, statement)
     }
 
-    /// Runs one parsed statement, after checking that the session's role allows it.
+    /// Runs one parsed statement, after checking that the session's role allows it (again:
+    /// the catalog may have changed since [`Self::prepare`], by an earlier statement of the
+    /// batch or another session).
     pub async fn run(
         &self,
         session: &mut Session,
@@ -138,6 +138,17 @@ impl QueryEngine {
         params: &[ScalarValue],
     ) -> QueryResult<StatementOutput> {
         self.authorize(session, &statement)?;
+        self.dispatch(session, statement, params).await
+    }
+
+    /// Runs one statement that [`Self::authorize`] has allowed (for `EXECUTE AS USER`, the
+    /// check covered the inner statement as the target user).
+    pub(crate) async fn dispatch(
+        &self,
+        session: &mut Session,
+        statement: Statement,
+        params: &[ScalarValue],
+    ) -> QueryResult<StatementOutput> {
         match statement {
             Statement::CreateNamespace { name, if_not_exists } => {
                 ddl::namespace::create(self, &name, if_not_exists).await
@@ -172,7 +183,7 @@ impl QueryEngine {
             Statement::DropUser { name, if_exists } => ddl::user::drop(self, &name, if_exists).await,
             Statement::ExecuteAs { user, statement } => {
                 let mut as_user = self.execute_as_session(session, &user)?;
-                Box::pin(self.run(&mut as_user, *statement, params)).await
+                Box::pin(self.dispatch(&mut as_user, *statement, params)).await
             }
             Statement::Index { table, create } => ddl::table::index(self, session, table.as_ref(), create),
             Statement::NotAvailable { feature } => Err(QueryError::Unsupported(format!(
@@ -190,14 +201,7 @@ impl QueryEngine {
         params: &[ScalarValue],
     ) -> QueryResult<StatementOutput> {
         match statement {
-            SqlStatement::Query(_) => {
-                let state = self.state_for(session, None);
-                let (schema, batches) = self.query(&state, statement, params).await?;
-                Ok(StatementOutput::Rows { schema, batches })
-            }
-            SqlStatement::Explain {
-                statement: ref inner, ..
-            } if matches!(inner.as_ref(), SqlStatement::Query(_)) => {
+            statement if is_query(&statement) => {
                 let state = self.state_for(session, None);
                 let (schema, batches) = self.query(&state, statement, params).await?;
                 Ok(StatementOutput::Rows { schema, batches })
@@ -316,6 +320,15 @@ pub(crate) fn table_id(namespace: &NamespaceId, name: &ObjectName) -> QueryResul
         }
     };
     Ok(TableId::new(namespace, table))
+}
+
+/// Whether a standard statement is a query (or the EXPLAIN of one): it gives rows.
+pub(crate) fn is_query(statement: &SqlStatement) -> bool {
+    match statement {
+        SqlStatement::Query(_) => true,
+        SqlStatement::Explain { statement, .. } => matches!(statement.as_ref(), SqlStatement::Query(_)),
+        _ => false,
+    }
 }
 
 /// The first words of a statement, to name it in an error without echoing all of it.

@@ -6,6 +6,7 @@ use datafusion::error::DataFusionError;
 use thiserror::Error;
 
 use crate::authorization::rules::GENERIC_REFUSAL;
+use crate::engine::CATALOG_NAME;
 
 /// Result of query-layer operations.
 pub type QueryResult<T> = Result<T, QueryError>;
@@ -79,6 +80,10 @@ impl From<DataFusionError> for QueryError {
                 }
                 QueryError::DataFusion(Box::new(e))
             }
+            DataFusionError::Plan(message) if missing_table(message).is_some() => {
+                let table = missing_table(message).unwrap_or_default().to_owned();
+                QueryError::Domain(DomainError::TableNotFound { table })
+            }
             DataFusionError::NotImplemented(message) if is_undecorrelated_subquery(message) => {
                 QueryError::Unsupported(UNDECORRELATED_SUBQUERY.to_owned())
             }
@@ -90,6 +95,17 @@ impl From<DataFusionError> for QueryError {
             _ => QueryError::DataFusion(Box::new(e)),
         }
     }
+}
+
+/// The `namespace.table` of DataFusion's "table 'calamus.ns.t' not found" (it names the
+/// table with the catalog, which is no name of the user's).
+fn missing_table(message: &str) -> Option<&str> {
+    let name = message.strip_prefix("table '")?.strip_suffix("' not found")?;
+    Some(
+        name.strip_prefix(CATALOG_NAME)
+            .and_then(|n| n.strip_prefix('.'))
+            .unwrap_or(name),
+    )
 }
 
 /// What a subquery that DataFusion's optimiser could not turn into a join answers.
@@ -181,7 +197,6 @@ impl QueryError {
             },
             QueryError::DataFusion(e) => match e.find_root() {
                 DataFusionError::SQL(..) => ErrorKind::InvalidSql,
-                DataFusionError::Plan(msg) if msg.contains("table") && msg.contains("not found") => ErrorKind::NotFound,
                 DataFusionError::Internal(_) | DataFusionError::IoError(_) | DataFusionError::ResourcesExhausted(_) => {
                     ErrorKind::Internal
                 }

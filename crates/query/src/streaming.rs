@@ -5,10 +5,9 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use calamus_domain::UserId;
 use datafusion::scalar::ScalarValue;
-use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use futures::stream::{self, BoxStream, StreamExt};
 
-use crate::engine::QueryEngine;
+use crate::engine::{QueryEngine, is_query};
 use crate::error::{QueryError, QueryResult};
 use crate::output::StatementOutput;
 use crate::session::Session;
@@ -81,10 +80,20 @@ impl QueryEngine {
         params: &[ScalarValue],
     ) -> QueryResult<StreamedStatement> {
         self.authorize(session, &statement)?;
+        self.dispatch_streaming(session, statement, params).await
+    }
+
+    /// [`Self::run_streaming`] of a statement [`Self::authorize`] has allowed.
+    async fn dispatch_streaming(
+        &self,
+        session: &mut Session,
+        statement: Statement,
+        params: &[ScalarValue],
+    ) -> QueryResult<StreamedStatement> {
         match statement {
             Statement::ExecuteAs { user, statement } => {
                 let mut as_user = self.execute_as_session(session, &user)?;
-                Box::pin(self.run_streaming(&mut as_user, *statement, params)).await
+                Box::pin(self.dispatch_streaming(&mut as_user, *statement, params)).await
             }
             Statement::Sql(sql) if is_query(&sql) => {
                 let state = self.state_for(session, None);
@@ -101,21 +110,12 @@ impl QueryEngine {
                 })
             }
             other => {
-                let output = self.run(session, other, params).await?;
+                let output = self.dispatch(session, other, params).await?;
                 Ok(StreamedStatement {
                     as_user: session.user.clone(),
                     output: output.into(),
                 })
             }
         }
-    }
-}
-
-/// Whether a standard statement is a query (or the EXPLAIN of one).
-fn is_query(statement: &SqlStatement) -> bool {
-    match statement {
-        SqlStatement::Query(_) => true,
-        SqlStatement::Explain { statement, .. } => matches!(statement.as_ref(), SqlStatement::Query(_)),
-        _ => false,
     }
 }

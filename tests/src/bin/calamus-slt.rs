@@ -93,6 +93,7 @@ fn main() -> ExitCode {
     }
 
     let (mut passed, mut failed, mut skipped, mut unexpected) = (0, 0, 0, 0);
+    let mut reports = Vec::new();
     for path in &args.files {
         // One file at a time, on a runner thread (its stack fits planning big joins).
         let file = [(path.clone(), path.display().to_string())];
@@ -122,6 +123,13 @@ fn main() -> ExitCode {
         failed += report.failures.len();
         skipped += report.skipped;
         unexpected += report.unexpected().count();
+        reports.push(report);
+    }
+    for entry in known.unmatched_errors(&reports) {
+        println!(
+            "  note: no failure of these scripts gives the known error \"{}\" (line {} of the list)",
+            entry.error, entry.list_line
+        );
     }
     if args.files.len() > 1 {
         println!("total: {passed} passed, {failed} failed ({unexpected} unexpected), {skipped} skipped");

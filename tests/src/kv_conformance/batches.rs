@@ -2,6 +2,8 @@
 //! consistent view.
 
 use std::cmp::Ordering;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use calamus_domain::{KeyRange, WriteBatch};
 
@@ -185,13 +187,19 @@ pub fn scan_is_a_consistent_view(open: Opener) {
 }
 
 /// Concurrent scans never see part of a batch: every batch writes a pair of keys, so every
-/// scan holds as many `a/` keys as `b/` keys.
+/// scan holds as many `a/` keys as `b/` keys. The writer goes on (in whole decades of
+/// batches) until the reader has scanned at least `SCANS_WHILE_WRITING` times while it
+/// was writing, so the scans really overlap the writes.
 pub fn batch_is_atomic_to_concurrent_scans(open: Opener) {
     const BATCHES: u32 = 300;
+    const SCANS_WHILE_WRITING: usize = 20;
     let store = Fixture::with_keyspaces(open, &["t"]);
-    std::thread::scope(|scope| {
+    let scans = AtomicUsize::new(0);
+    let writing = AtomicBool::new(true);
+    let written = std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
-            for i in 0..BATCHES {
+            let mut i: u32 = 0;
+            while i < BATCHES || !i.is_multiple_of(10) || scans.load(SeqCst) < SCANS_WHILE_WRITING {
                 let mut batch = WriteBatch::new();
                 batch.put("t", [b"a/".as_slice(), &i.to_be_bytes()].concat(), vec![1; 100]);
                 batch.put("t", [b"b/".as_slice(), &i.to_be_bytes()].concat(), vec![2; 100]);
@@ -210,19 +218,23 @@ pub fn batch_is_atomic_to_concurrent_scans(open: Opener) {
                     );
                 }
                 store.write(batch);
+                i += 1;
             }
+            writing.store(false, SeqCst);
+            i
         });
-        let mut scans = 0;
-        while !writer.is_finished() || scans == 0 {
-            let keys = store.keys("t", KeyRange::all(), scans % 2 == 1);
+        while writing.load(SeqCst) {
+            let n = scans.load(SeqCst);
+            let keys = store.keys("t", KeyRange::all(), n % 2 == 1);
             let a = keys.iter().filter(|key| key.starts_with(b"a/")).count();
             assert_eq!(a * 2, keys.len(), "a scan saw part of a batch");
-            scans += 1;
+            scans.fetch_add(1, SeqCst);
         }
-        writer.join().expect("writer thread");
+        writer.join().expect("writer thread")
     });
+    assert!(scans.load(SeqCst) >= SCANS_WHILE_WRITING);
     assert_eq!(
         store.keys("t", KeyRange::all(), false).len(),
-        2 * (BATCHES as usize / 10)
+        2 * (written as usize / 10)
     );
 }

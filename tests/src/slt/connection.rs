@@ -18,6 +18,15 @@ use super::format::{ValueStyle, format_rows};
 /// The password the runner gives every user it creates for a `connection` record.
 pub const RUNNER_PASSWORD: &str = "slt-runner-password";
 
+/// What root runs before a `connection NAME` record first acts as NAME: the user exists
+/// (role `user` unless the script created it with another) with [`RUNNER_PASSWORD`].
+pub fn connection_user_setup(user: &str) -> String {
+    format!(
+        "CREATE USER IF NOT EXISTS {user} WITH PASSWORD '{RUNNER_PASSWORD}' ROLE user; \
+         ALTER USER {user} SET PASSWORD '{RUNNER_PASSWORD}'"
+    )
+}
+
 /// A statement's failure, as the script's `statement error <regex>` sees it: the engine's
 /// message (in-process), or the server's `error.message` (over HTTP).
 #[derive(Debug, thiserror::Error)]
@@ -76,10 +85,7 @@ impl CalamusConnection {
             reason: e.to_string(),
         };
         let mut root = Session::root();
-        let setup = format!(
-            "CREATE USER IF NOT EXISTS {user} WITH PASSWORD '{RUNNER_PASSWORD}' ROLE user; \
-             ALTER USER {user} SET PASSWORD '{RUNNER_PASSWORD}'"
-        );
+        let setup = connection_user_setup(user);
         engine.execute(&mut root, &setup, &[]).await.map_err(fail)?;
         let session = engine.session_for(user).map_err(fail)?;
         Ok(Self { engine, session, style })

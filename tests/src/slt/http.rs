@@ -27,15 +27,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Word};
+use calamus_api_http::ErrorCode;
+use calamus_query::Statement;
+use calamus_query::parser::parse_statements;
+use calamus_query::statement::UserChange;
 use serde_json::{Value, json};
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 
-use super::connection::{RUNNER_PASSWORD, SltError};
+use super::connection::{RUNNER_PASSWORD, SltError, connection_user_setup};
 use super::format::{ValueStyle, format_rows};
 use super::wire::decode_result;
+use crate::server::basic;
 
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
@@ -175,14 +177,6 @@ impl HttpTarget {
     }
 }
 
-/// `Basic base64(user:password)`.
-fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
-
 /// The `results` of an answer with HTTP `status` and body `text`, or the failure it reports.
 fn answer_results(status: u16, text: &str) -> Result<Vec<Value>, SltError> {
     let unexpected = || SltError::Protocol(format!("HTTP {status}: {}", text.trim()));
@@ -233,15 +227,12 @@ impl HttpConnection {
     /// A connection acting as `user`, created by root (role `user`) if it does not exist
     /// yet; its password is set to [`RUNNER_PASSWORD`] either way.
     pub async fn for_user(target: &HttpTarget, user: &str, style: ValueStyle) -> Result<Self, SltError> {
-        let setup = format!(
-            "CREATE USER IF NOT EXISTS {user} WITH PASSWORD '{RUNNER_PASSWORD}' ROLE user; \
-             ALTER USER {user} SET PASSWORD '{RUNNER_PASSWORD}'"
-        );
+        let setup = connection_user_setup(user);
+        // Root's run records the password the setup's ALTER USER sets.
         target.as_root(&setup).await.map_err(|e| SltError::Connection {
             name: user.to_owned(),
             reason: e.to_string(),
         })?;
-        target.set_password(user, RUNNER_PASSWORD);
         Ok(Self {
             target: target.clone(),
             user: user.to_owned(),
@@ -259,7 +250,9 @@ impl HttpConnection {
             .post(&self.target.authorization(&self.user), sql, namespace)
             .await;
         match first {
-            Err(SltError::Server { code, .. }) if code == "INVALID_CREDENTIALS" && self.user != ROOT => {
+            Err(SltError::Server { code, .. })
+                if code == ErrorCode::InvalidCredentials.as_str() && self.user != ROOT =>
+            {
                 let reset = format!("ALTER USER {} SET PASSWORD '{RUNNER_PASSWORD}'", self.user);
                 self.target.as_root(&reset).await.map_err(|e| SltError::Connection {
                     name: self.user.clone(),
@@ -307,73 +300,31 @@ impl AsyncDB for HttpConnection {
     }
 }
 
-/// The statements of `sql`, each as its tokens without whitespace and comments (none
-/// when `sql` does not tokenize).
-fn statements(sql: &str) -> Vec<Vec<Token>> {
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
-        return Vec::new();
-    };
-    tokens
-        .split(|t| *t == Token::SemiColon)
-        .map(|statement| {
-            statement
-                .iter()
-                .filter(|t| !matches!(t, Token::Whitespace(_)))
-                .cloned()
-                .collect()
-        })
-        .collect()
-}
-
-/// Whether `token` is the unquoted keyword `keyword`.
-fn is_keyword(token: &Token, keyword: &str) -> bool {
-    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(keyword))
-}
-
-/// The name a word token holds, as written (quotes removed).
-fn name(token: &Token) -> Option<String> {
-    match token {
-        Token::Word(Word { value, .. }) => Some(value.clone()),
-        _ => None,
-    }
-}
-
-/// The namespace the last `USE [NAMESPACE] name` statement of `sql` chooses, as written
-/// (the server validates and normalises it as it does the statement's).
+/// The namespace the last `USE [NAMESPACE] name` statement of `sql` chooses (the
+/// client's own rule: `calamus sql` follows `USE` the same way).
 fn used_namespace(sql: &str) -> Option<String> {
-    statements(sql)
-        .iter()
-        .filter_map(|tokens| match tokens.as_slice() {
-            [use_, namespace, ns, ..] if is_keyword(use_, "USE") && is_keyword(namespace, "NAMESPACE") => name(ns),
-            [use_, ns, ..] if is_keyword(use_, "USE") => name(ns),
-            _ => None,
-        })
-        .next_back()
+    calamus::client::last_use(sql)
 }
 
 /// The passwords the statements of `sql` set, in order: `(user, password)` of each
 /// `ALTER USER u SET PASSWORD 'p'` and `CREATE USER u WITH PASSWORD 'p'` (not `IF NOT
-/// EXISTS`, which may leave an existing user's password as it was).
+/// EXISTS`, which may leave an existing user's password as it was). Read by the server's
+/// own parser; a text it cannot parse sets none.
 fn password_changes(sql: &str) -> Vec<(String, String)> {
-    statements(sql)
-        .iter()
-        .filter_map(|tokens| match tokens.as_slice() {
-            [alter, user, name_, set, password, Token::SingleQuotedString(p), ..]
-                if is_keyword(alter, "ALTER")
-                    && is_keyword(user, "USER")
-                    && is_keyword(set, "SET")
-                    && is_keyword(password, "PASSWORD") =>
-            {
-                Some((name(name_)?, p.clone()))
-            }
-            [create, user, name_, with, password, Token::SingleQuotedString(p), ..]
-                if is_keyword(create, "CREATE")
-                    && is_keyword(user, "USER")
-                    && is_keyword(with, "WITH")
-                    && is_keyword(password, "PASSWORD") =>
-            {
-                Some((name(name_)?, p.clone()))
-            }
+    let statements = parse_statements(sql).unwrap_or_default();
+    statements
+        .into_iter()
+        .filter_map(|statement| match statement {
+            Statement::AlterUser {
+                name,
+                change: UserChange::Password(password),
+            } => Some((name.value, password)),
+            Statement::CreateUser {
+                name,
+                if_not_exists: false,
+                password: Some(password),
+                ..
+            } => Some((name.value, password)),
             _ => None,
         })
         .collect()

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use super::report::FileReport;
+use super::report::{Failure, FileReport};
 
 /// One listed difference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +35,16 @@ pub struct KnownError {
     pub reason: String,
     /// The line of the list that says so.
     pub list_line: usize,
+}
+
+impl KnownError {
+    /// Whether `failure` is this feature's error (not a wrong result that mentions it).
+    pub fn matches(&self, failure: &Failure) -> bool {
+        failure
+            .actual
+            .strip_prefix("error: ")
+            .is_some_and(|error| error.contains(&self.error))
+    }
 }
 
 /// The whole list.
@@ -92,6 +102,16 @@ impl KnownDifferences {
         Ok(Self { entries, errors })
     }
 
+    /// The `FILE:LINE` entries whose file none of `reports` ran (a renamed or misspelled
+    /// script): stale after a whole run.
+    pub fn entries_of_missing_files(&self, reports: &[FileReport]) -> Vec<KnownDifference> {
+        self.entries
+            .iter()
+            .filter(|entry| !reports.iter().any(|r| Path::new(&r.name).ends_with(&entry.file)))
+            .cloned()
+            .collect()
+    }
+
     /// Every entry.
     pub fn entries(&self) -> &[KnownDifference] {
         &self.entries
@@ -106,12 +126,7 @@ impl KnownDifferences {
     pub fn unmatched_errors(&self, reports: &[FileReport]) -> Vec<KnownError> {
         self.errors
             .iter()
-            .filter(|known| {
-                !reports
-                    .iter()
-                    .flat_map(|r| &r.failures)
-                    .any(|f| f.actual.contains(&known.error))
-            })
+            .filter(|known| !reports.iter().flat_map(|r| &r.failures).any(|f| known.matches(f)))
             .cloned()
             .collect()
     }
@@ -120,7 +135,7 @@ impl KnownDifferences {
     /// script that no longer fail (stale entries hide nothing and must go).
     pub fn apply(&self, report: &mut FileReport) -> Vec<KnownDifference> {
         for failure in &mut report.failures {
-            if let Some(known) = self.errors.iter().find(|k| failure.actual.contains(&k.error)) {
+            if let Some(known) = self.errors.iter().find(|k| k.matches(failure)) {
                 failure.known = Some(known.reason.clone());
             }
         }
@@ -142,7 +157,6 @@ impl KnownDifferences {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::slt::report::Failure;
 
     #[test]
     fn listed_failures_are_marked_and_unlisted_entries_are_stale() {
@@ -176,9 +190,14 @@ mod tests {
             "error: not supported: cannot run this subquery yet",
         ));
         report.failures.push(Failure::whole_file("error: something else"));
+        // A wrong result that happens to mention the text is not the feature's error.
+        report
+            .failures
+            .push(Failure::whole_file("row 2: expected cannot run this subquery, got 3"));
         assert!(list.apply(&mut report).is_empty());
         assert_eq!(report.failures[0].known.as_deref(), Some("correlated subqueries"));
         assert!(report.failures[1].known.is_none());
+        assert!(report.failures[2].known.is_none());
         assert!(list.unmatched_errors(std::slice::from_ref(&report)).is_empty());
         assert_eq!(list.unmatched_errors(&[]).len(), 1);
         assert!(KnownDifferences::parse("ERROR no quotes\n").is_err());

@@ -28,3 +28,27 @@ pub use known::{KnownDifference, KnownDifferences};
 pub use report::{Failure, FileReport};
 pub use runner::{Conventions, DEFAULT_LABELS, HTTP_LABEL, SltConfig, SltTarget, run_file, run_files};
 pub use script::find_scripts;
+
+/// Failures listed per file by [`assert_all_pass`].
+const MAX_LISTED: usize = 50;
+
+/// The project's own scripts, `tests/slt/*.slt`.
+pub fn own_scripts() -> Vec<(std::path::PathBuf, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("slt");
+    let files = find_scripts(&dir, "slt").expect("tests/slt can be listed");
+    assert!(!files.is_empty(), "no *.slt script under {}", dir.display());
+    files
+}
+
+/// Prints every report and fails, naming the files, unless every record of every report
+/// passed; `what` says where the scripts ran.
+pub fn assert_all_pass(reports: &[FileReport], what: &str) {
+    let mut failing = Vec::new();
+    for report in reports {
+        print!("{}", report.render(MAX_LISTED));
+        if !report.failures.is_empty() {
+            failing.push(format!("{}: {} failures", report.name, report.failures.len()));
+        }
+    }
+    assert!(failing.is_empty(), "sqllogictest suite {what}:\n{}", failing.join("\n"));
+}

@@ -30,7 +30,7 @@ const STACK_SIZE: usize = 64 << 20;
 
 /// The labels `skipif`/`onlyif` see by default: SQLite's scripts then take the
 /// PostgreSQL-flavoured expectations where they offer a choice.
-pub const DEFAULT_LABELS: [&str; 3] = ["postgresql", "calamus", "roles_enforced"];
+pub const DEFAULT_LABELS: [&str; 2] = ["postgresql", "calamus"];
 
 /// What scripts run against.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -304,10 +304,7 @@ fn record_line(record: &SltRecord) -> Option<u32> {
 
 /// Whether a record is a test: a statement, a query or a `let`.
 fn is_test(record: &SltRecord) -> bool {
-    matches!(
-        record,
-        Record::Statement { .. } | Record::Query { .. } | Record::Let { .. }
-    )
+    record_line(record).is_some()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use calamus_domain::DataType;
 use datafusion::arrow::array::{
     ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Decimal256Array, Float32Array, Float64Array,
     Int16Array, Int32Array, Int64Array, StringArray, Time64NanosecondArray, TimestampMicrosecondArray, UInt64Array,
@@ -19,49 +20,15 @@ use datafusion::arrow::datatypes::{Field, Schema, SchemaRef, i256};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use serde_json::Value;
 
-/// A column's type as the protocol names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum WireType {
-    Boolean,
-    SmallInt,
-    Int,
-    BigInt,
-    Float,
-    Double,
-    Text,
-    Bytes,
-    Timestamp,
-    Date,
-    Time,
-    Decimal { precision: u8, scale: i8 },
-}
-
-impl WireType {
-    fn parse(data_type: &Value) -> Result<Self, String> {
-        if let Some(decimal) = data_type.get("Decimal") {
-            let precision = decimal["precision"].as_u64().and_then(|p| u8::try_from(p).ok());
-            let scale = decimal["scale"].as_i64().and_then(|s| i8::try_from(s).ok());
-            return match (precision, scale) {
-                (Some(precision), Some(scale)) => Ok(Self::Decimal { precision, scale }),
-                _ => Err(format!(
-                    "a decimal type without a valid precision and scale: {data_type}"
-                )),
-            };
-        }
-        Ok(match data_type.as_str() {
-            Some("Boolean") => Self::Boolean,
-            Some("SmallInt") => Self::SmallInt,
-            Some("Int") => Self::Int,
-            Some("BigInt") => Self::BigInt,
-            Some("Float") => Self::Float,
-            Some("Double") => Self::Double,
-            Some("Bytes") => Self::Bytes,
-            Some("Timestamp") => Self::Timestamp,
-            Some("Date") => Self::Date,
-            Some("Time") => Self::Time,
-            // `Text`, `Json`, `Uuid`, and anything newer: text.
-            _ => Self::Text,
-        })
+/// A column's type from its protocol name, which is the serde form of the Calamus type;
+/// a name this runner does not know is read as text.
+fn column_type(data_type: &Value) -> Result<DataType, String> {
+    match serde_json::from_value::<DataType>(data_type.clone()) {
+        Ok(data_type) => Ok(data_type),
+        Err(_) if data_type.get("Decimal").is_some() => Err(format!(
+            "a decimal type without a valid precision and scale: {data_type}"
+        )),
+        Err(_) => Ok(DataType::Text),
     }
 }
 
@@ -83,9 +50,9 @@ pub fn decode_result(schema: &Value, rows: &Value) -> Result<(SchemaRef, RecordB
     let mut arrays = Vec::with_capacity(columns.len());
     for (index, column) in columns.iter().enumerate() {
         let name = column["name"].as_str().unwrap_or_default();
-        let wire_type = WireType::parse(&column["data_type"])?;
+        let data_type = column_type(&column["data_type"])?;
         let values: Vec<&Value> = rows.iter().map(|row| &row[index]).collect();
-        let array = build_array(wire_type, &values).map_err(|e| format!("column {name:?}: {e}"))?;
+        let array = build_array(data_type, &values).map_err(|e| format!("column {name:?}: {e}"))?;
         fields.push(Field::new(name, array.data_type().clone(), true));
         arrays.push(array);
     }
@@ -108,16 +75,16 @@ fn collect<T>(values: &[&Value], mut convert: impl FnMut(&Value) -> Option<T>) -
         .collect()
 }
 
-fn build_array(wire_type: WireType, values: &[&Value]) -> Result<ArrayRef, String> {
-    Ok(match wire_type {
-        WireType::Boolean => Arc::new(BooleanArray::from(collect(values, Value::as_bool)?)),
-        WireType::SmallInt => Arc::new(Int16Array::from(collect(values, |v| {
+fn build_array(data_type: DataType, values: &[&Value]) -> Result<ArrayRef, String> {
+    Ok(match data_type {
+        DataType::Boolean => Arc::new(BooleanArray::from(collect(values, Value::as_bool)?)),
+        DataType::SmallInt => Arc::new(Int16Array::from(collect(values, |v| {
             integer(v).and_then(|i| i16::try_from(i).ok())
         })?)),
-        WireType::Int => Arc::new(Int32Array::from(collect(values, |v| {
+        DataType::Int => Arc::new(Int32Array::from(collect(values, |v| {
             integer(v).and_then(|i| i32::try_from(i).ok())
         })?)),
-        WireType::BigInt => match collect(values, |v| integer(v).and_then(|i| i64::try_from(i).ok())) {
+        DataType::BigInt => match collect(values, |v| integer(v).and_then(|i| i64::try_from(i).ok())) {
             Ok(values) => Arc::new(Int64Array::from(values)),
             // Only an unsigned 64-bit column holds values past i64.
             Err(_) => Arc::new(UInt64Array::from(collect(values, |v| {
@@ -125,13 +92,15 @@ fn build_array(wire_type: WireType, values: &[&Value]) -> Result<ArrayRef, Strin
             })?)),
         },
         // The server widened the f32 to f64 exactly; narrowing it back is exact too.
-        WireType::Float => Arc::new(Float32Array::from(collect(values, |v| float(v).map(|f| f as f32))?)),
-        WireType::Double => Arc::new(Float64Array::from(collect(values, float)?)),
-        WireType::Text => Arc::new(StringArray::from(collect(values, |v| match v {
-            Value::String(s) => Some(s.clone()),
-            other => Some(other.to_string()),
-        })?)),
-        WireType::Bytes => {
+        DataType::Float => Arc::new(Float32Array::from(collect(values, |v| float(v).map(|f| f as f32))?)),
+        DataType::Double => Arc::new(Float64Array::from(collect(values, float)?)),
+        DataType::Text | DataType::Json | DataType::Uuid => {
+            Arc::new(StringArray::from(collect(values, |v| match v {
+                Value::String(s) => Some(s.clone()),
+                other => Some(other.to_string()),
+            })?))
+        }
+        DataType::Bytes => {
             let bytes = collect(values, |v| {
                 v.as_array()?
                     .iter()
@@ -140,23 +109,23 @@ fn build_array(wire_type: WireType, values: &[&Value]) -> Result<ArrayRef, Strin
             })?;
             Arc::new(BinaryArray::from_iter(bytes))
         }
-        WireType::Timestamp => Arc::new(TimestampMicrosecondArray::from(collect(values, |v| {
+        DataType::Timestamp => Arc::new(TimestampMicrosecondArray::from(collect(values, |v| {
             integer(v).and_then(|i| i64::try_from(i).ok())
         })?)),
-        WireType::Date => Arc::new(Date32Array::from(collect(values, |v| {
+        DataType::Date => Arc::new(Date32Array::from(collect(values, |v| {
             integer(v).and_then(|i| i32::try_from(i).ok())
         })?)),
-        WireType::Time => Arc::new(Time64NanosecondArray::from(collect(values, |v| {
+        DataType::Time => Arc::new(Time64NanosecondArray::from(collect(values, |v| {
             integer(v)
                 .and_then(|i| i64::try_from(i).ok())
                 .and_then(|us| us.checked_mul(1_000))
         })?)),
-        WireType::Decimal { precision, scale } if precision <= 38 => Arc::new(
+        DataType::Decimal { precision, scale } if precision <= 38 => Arc::new(
             Decimal128Array::from(collect(values, |v| unscaled(v, scale)?.parse::<i128>().ok())?)
                 .with_precision_and_scale(precision, scale)
                 .map_err(|e| e.to_string())?,
         ),
-        WireType::Decimal { precision, scale } => Arc::new(
+        DataType::Decimal { precision, scale } => Arc::new(
             Decimal256Array::from(collect(values, |v| i256::from_string(&unscaled(v, scale)?))?)
                 .with_precision_and_scale(precision, scale)
                 .map_err(|e| e.to_string())?,
@@ -353,8 +322,17 @@ mod tests {
     #[test]
     fn malformed_results_are_refused() {
         let schema = json!([{"name": "x", "data_type": "Int", "index": 0}]);
-        assert!(decode_result(&schema, &json!([["1"], [true]])).is_err());
-        assert!(decode_result(&schema, &json!([[1, 2]])).is_err());
-        assert!(decode_result(&json!({}), &json!([])).is_err());
+        let error = |schema: &Value, rows: Value| decode_result(schema, &rows).map(|_| ()).unwrap_err();
+        assert_eq!(
+            error(&schema, json!([["1"], [true]])),
+            "column \"x\": unexpected value true"
+        );
+        assert_eq!(
+            error(&schema, json!([[1, 2]])),
+            "row 0 is not an array of 1 values: [1,2]"
+        );
+        assert_eq!(error(&json!({}), json!([])), "`schema` is not an array: {}");
+        let decimal = json!([{"name": "d", "data_type": {"Decimal": {"precision": 300}}, "index": 0}]);
+        assert!(error(&decimal, json!([])).starts_with("a decimal type without a valid precision and scale"));
     }
 }

@@ -16,8 +16,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
+use blake2::Blake2bMac512;
 use blake2::digest::{FixedOutput, KeyInit, Update};
-use blake2::{Blake2b512, Blake2bMac512, Digest};
 use calamus_domain::UserId;
 use calamus_domain::model::{User, hash_password, verify_password};
 use calamus_query::QueryEngine;
@@ -70,24 +70,12 @@ impl Authenticator {
 
     /// The caller of a request from `peer`, by its `Authorization` header.
     pub async fn authenticate(&self, authorization: Option<&str>, peer: IpAddr) -> Result<User, ApiError> {
-        let Some(header) = authorization.map(str::trim).filter(|h| !h.is_empty()) else {
-            return Err(ApiError::new(
-                ErrorCode::MissingAuthorization,
-                "this endpoint needs an Authorization header: Bearer <token> or Basic <credentials>",
-            ));
-        };
-        let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
-        if scheme.eq_ignore_ascii_case("bearer") {
-            let claims = self.tokens.verify(value.trim(), TokenType::Access)?;
-            self.user_of_token(&claims)
-        } else if scheme.eq_ignore_ascii_case("basic") {
-            let (user, password) = decode_basic(value.trim())?;
-            self.check_password(&user, &password, peer).await
-        } else {
-            Err(ApiError::new(
-                ErrorCode::InvalidToken,
-                "unknown authorization scheme: use Bearer or Basic",
-            ))
+        match credentials(authorization)? {
+            Credentials::Bearer(token) => {
+                let claims = self.tokens.verify(token, TokenType::Access)?;
+                self.user_of_token(&claims)
+            }
+            Credentials::Basic { user, password } => self.check_password(&user, &password, peer).await,
         }
     }
 
@@ -177,18 +165,49 @@ impl Authenticator {
     }
 }
 
-/// A hash of no one's password, for checks of users that do not exist.
+/// A hash of no one's password (random), for checks of users that do not exist.
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        let seed: [u8; 16] = rand::random();
-        let text = hex_digest(&seed);
-        hash_password(&text).unwrap_or_default()
+        let password: String = rand::random::<[u8; 16]>().iter().map(|b| format!("{b:02x}")).collect();
+        hash_password(&password).unwrap_or_default()
     })
 }
 
-fn hex_digest(bytes: &[u8]) -> String {
-    Blake2b512::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+/// What an `Authorization` header carries.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credentials<'h> {
+    /// `Bearer <token>`.
+    Bearer(&'h str),
+    /// `Basic base64(user:password)`.
+    Basic {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
+}
+
+/// Reads an `Authorization` header (`None` when the request has none).
+pub fn credentials(authorization: Option<&str>) -> Result<Credentials<'_>, ApiError> {
+    let Some(header) = authorization.map(str::trim).filter(|h| !h.is_empty()) else {
+        return Err(ApiError::new(
+            ErrorCode::MissingAuthorization,
+            "this endpoint needs an Authorization header: Bearer <token> or Basic <credentials>",
+        ));
+    };
+    let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Ok(Credentials::Bearer(value.trim()))
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let (user, password) = decode_basic(value.trim())?;
+        Ok(Credentials::Basic { user, password })
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidToken,
+            format!("unknown authorization scheme '{scheme}': use Bearer <token> or Basic <credentials>"),
+        ))
+    }
 }
 
 /// `user:password` from a Basic credential.

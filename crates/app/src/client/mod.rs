@@ -20,6 +20,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use calamus_api_http::ErrorCode;
+use calamus_query::Statement;
+
 use crate::error::AppError;
 pub use output::{OutputFormat, StatementResult, write_results};
 
@@ -88,13 +91,15 @@ struct Answer<'a> {
     access_token: Option<String>,
 }
 
-/// `{"code": ..., "message": ...}` of a failure.
+/// `{"code": ..., "message": ..., "details": ...}` of a failure.
 #[derive(Debug, Default, Deserialize)]
 struct ErrorBody {
     #[serde(default)]
     code: Option<String>,
     #[serde(default)]
     message: Option<String>,
+    #[serde(default)]
+    details: Option<String>,
 }
 
 /// A logged-in connection to a server (HTTP/1.1 with keep-alive).
@@ -148,13 +153,21 @@ impl SqlClient {
         }
         // An access token expires (an hour by default): a prompt left open that long logs
         // in again, once, when it logged in by itself in the first place.
-        match self.execute_once(&body) {
-            Err(AppError::ServerRejected { code, .. }) if code == "TOKEN_EXPIRED" && self.options.token.is_none() => {
+        let response = match self.execute_once(&body) {
+            Err(AppError::ServerRejected { code, .. })
+                if code == ErrorCode::TokenExpired.as_str() && self.options.token.is_none() =>
+            {
                 self.authorization = format!("Bearer {}", self.login()?);
                 self.execute_once(&body)
             }
             other => other,
+        }?;
+        // Every request is a session of its own on the server: a `USE` that ran carries
+        // over to the next requests as their `namespace_id`.
+        if let Some(namespace) = last_use(sql) {
+            self.options.namespace = Some(namespace);
         }
+        Ok(response)
     }
 
     fn execute_once(&self, body: &Value) -> Result<SqlResponse, AppError> {
@@ -224,9 +237,20 @@ fn parse_answer<'a>(path: &str, status: u16, bytes: &'a [u8]) -> Result<Answer<'
             message: error
                 .message
                 .unwrap_or_else(|| format!("the server answered HTTP {status}")),
+            details: error.details,
         });
     }
     Ok(answer)
+}
+
+/// The namespace the last `USE` of `sql` chooses, if it has one (read by the server's
+/// own parser).
+pub fn last_use(sql: &str) -> Option<String> {
+    let statements = calamus_query::parser::parse_statements(sql).ok()?;
+    statements.iter().rev().find_map(|statement| match statement {
+        Statement::Use { namespace } => Some(namespace.value.clone()),
+        _ => None,
+    })
 }
 
 /// The base URL without a trailing `/`; `http://` is added when no scheme is given.

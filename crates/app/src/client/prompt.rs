@@ -102,15 +102,19 @@ pub fn run_prompt(client: &mut SqlClient, format: OutputFormat) -> Result<(), Ap
     result
 }
 
-/// Runs one statement and writes its result, or its error to stderr.
+/// Runs one statement and writes its result, or its error to stderr; the server's time
+/// goes to stderr too.
 fn run_one(client: &mut SqlClient, statement: &str, format: OutputFormat) {
     let mut stdout = std::io::stdout().lock();
-    let outcome = client
-        .execute(statement)
-        .and_then(|response| write_results(&response, format, &mut stdout));
+    let outcome = client.execute(statement).and_then(|response| {
+        write_results(&response, format, &mut stdout)?;
+        Ok(response.took_ms)
+    });
     let _ = stdout.flush();
-    if let Err(e) = outcome {
-        eprintln!("{e}");
+    match outcome {
+        Ok(Some(took)) => eprintln!("Time: {took:.3} ms"),
+        Ok(None) => {}
+        Err(e) => eprintln!("{e}"),
     }
 }
 

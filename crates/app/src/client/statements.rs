@@ -1,20 +1,11 @@
-//! Where a statement typed at the prompt ends: at a `;` outside quotes and comments.
+//! Where a statement typed at the prompt ends: at a `;` outside quotes and comments, as
+//! the server's own tokenizer (sqlparser's, with the generic dialect) reads the text, so
+//! the prompt and the server always agree on where statements end.
 //!
 //! This only decides when to send; the server parses what is sent.
 
-/// Where the scanner is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Code,
-    /// Inside `'...'` (a doubled `''` leaves and re-enters, which is the same thing).
-    SingleQuoted,
-    /// Inside `"..."`.
-    DoubleQuoted,
-    /// After `--`, to the end of the line.
-    LineComment,
-    /// Inside `/* ... */`, nested to this depth.
-    BlockComment(u32),
-}
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, Tokenizer};
 
 /// The complete statements at the start of `text` and the incomplete rest.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -26,68 +17,61 @@ pub struct Split {
     pub rest: String,
 }
 
-/// Splits `text` at every `;` outside quotes and comments.
+/// Splits `text` at every `;` outside quotes and comments. A text the tokenizer cannot
+/// read to its end (an open quote or comment) is all rest: more input is coming.
 pub fn split_statements(text: &str) -> Split {
-    let mut split = Split::default();
-    let mut state = State::Code;
-    let mut start = 0;
-    // Whether the current statement holds anything but blanks and comments.
-    let mut has_code = false;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        let next = chars.peek().map(|&(_, n)| n);
-        state = match (state, c) {
-            (State::Code, ';') => {
-                if has_code {
-                    split.statements.push(text[start..i].trim().to_owned());
-                }
-                start = i + 1;
-                has_code = false;
-                State::Code
-            }
-            (State::Code, '-') if next == Some('-') => {
-                chars.next();
-                State::LineComment
-            }
-            (State::Code, '/') if next == Some('*') => {
-                chars.next();
-                State::BlockComment(1)
-            }
-            (State::Code, c) => {
-                has_code |= !c.is_whitespace();
-                match c {
-                    '\'' => State::SingleQuoted,
-                    '"' => State::DoubleQuoted,
-                    _ => State::Code,
-                }
-            }
-            (State::SingleQuoted, '\'') | (State::DoubleQuoted, '"') => State::Code,
-            (State::LineComment, '\n') => State::Code,
-            (State::BlockComment(depth), '*') if next == Some('/') => {
-                chars.next();
-                if depth == 1 {
-                    State::Code
-                } else {
-                    State::BlockComment(depth - 1)
-                }
-            }
-            (State::BlockComment(depth), '/') if next == Some('*') => {
-                chars.next();
-                State::BlockComment(depth + 1)
-            }
-            (state, _) => state,
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, text).tokenize_with_location() else {
+        return Split {
+            statements: Vec::new(),
+            rest: text.to_owned(),
         };
+    };
+    let offsets = ByteOffsets::new(text);
+    let mut split = Split::default();
+    let mut start = 0;
+    let mut significant = false;
+    for token in &tokens {
+        match token.token {
+            Token::SemiColon => {
+                let end = offsets.of(token.span.start);
+                if significant {
+                    split.statements.push(text[start..end].trim().to_owned());
+                }
+                start = end + 1;
+                significant = false;
+            }
+            Token::Whitespace(_) | Token::EOF => {}
+            _ => significant = true,
+        }
     }
-    // An open quote or comment is unfinished input even without code in it.
-    if has_code
-        || matches!(
-            state,
-            State::SingleQuoted | State::DoubleQuoted | State::BlockComment(_)
-        )
-    {
+    if significant {
         split.rest = text[start..].to_owned();
     }
     split
+}
+
+/// Byte offsets of the tokenizer's locations (1-based lines, and columns in characters).
+struct ByteOffsets<'t> {
+    text: &'t str,
+    line_starts: Vec<usize>,
+}
+
+impl<'t> ByteOffsets<'t> {
+    fn new(text: &'t str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self { text, line_starts }
+    }
+
+    fn of(&self, location: Location) -> usize {
+        let line_start = self.line_starts[(location.line as usize).saturating_sub(1)];
+        let column = (location.column as usize).saturating_sub(1);
+        self.text[line_start..]
+            .char_indices()
+            .nth(column)
+            .map_or(self.text.len(), |(i, _)| line_start + i)
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +133,13 @@ mod tests {
         assert_eq!(split.rest, "");
         assert_eq!(split_statements("-- only a comment\n"), Split::default());
         assert_eq!(split_statements("   \n"), Split::default());
+    }
+
+    #[test]
+    fn quoting_the_server_reads_is_respected() {
+        assert_eq!(statements("SELECT 1 AS `a;b`;"), ["SELECT 1 AS `a;b`"]);
+        assert_eq!(statements("SELECT $$a;b$$;"), ["SELECT $$a;b$$"]);
+        assert_eq!(statements("SELECT E'it\\'s; x';"), ["SELECT E'it\\'s; x'"]);
     }
 
     #[test]

@@ -169,7 +169,7 @@ fn a_failed_statement_is_the_servers_error_and_prints_nothing() {
     let (url, server) = fake_server(vec![(
         404,
         json!({"status": "error", "results": [], "took": 0.3,
-               "error": {"code": "NOT_FOUND", "message": "table chat.nope does not exist", "details": "SELECT"}}),
+               "error": {"code": "NOT_FOUND", "message": "table chat.nope does not exist", "details": "SELECT * FROM chat.nope"}}),
     )]);
     let options = ClientOptions {
         url,
@@ -178,7 +178,10 @@ fn a_failed_statement_is_the_servers_error_and_prints_nothing() {
     };
     let mut out = Vec::new();
     let error = run_sql(&options, "SELECT * FROM chat.nope", OutputFormat::Table, &mut out).unwrap_err();
-    assert_eq!(error.to_string(), "ERROR NOT_FOUND: table chat.nope does not exist");
+    assert_eq!(
+        error.to_string(),
+        "ERROR NOT_FOUND: table chat.nope does not exist\nDETAIL: SELECT * FROM chat.nope"
+    );
     assert!(out.is_empty());
     server.join().unwrap();
 }
@@ -195,7 +198,7 @@ fn a_failed_login_is_the_servers_error() {
     };
     let error = SqlClient::connect(&options).unwrap_err();
     assert!(
-        matches!(&error, AppError::ServerRejected { code, .. } if code == "INVALID_CREDENTIALS"),
+        matches!(&error, AppError::ServerRejected { code, .. } if code == ErrorCode::InvalidCredentials.as_str()),
         "{error}"
     );
     server.join().unwrap();
@@ -207,7 +210,7 @@ fn an_expired_token_logs_in_again_once() {
         (200, json!({"access_token": "old"})),
         (
             401,
-            json!({"status": "error", "error": {"code": "TOKEN_EXPIRED", "message": "the token has expired"}}),
+            json!({"status": "error", "error": {"code": ErrorCode::TokenExpired.as_str(), "message": "the token has expired"}}),
         ),
         (200, json!({"access_token": "new"})),
         (200, select_answer()),
@@ -223,4 +226,29 @@ fn an_expired_token_logs_in_again_once() {
     let seen = server.join().unwrap();
     assert_eq!(seen[1].authorization.as_deref(), Some("Bearer old"));
     assert_eq!(seen[3].authorization.as_deref(), Some("Bearer new"));
+}
+
+#[test]
+fn a_use_carries_over_to_the_next_requests() {
+    let (url, server) = fake_server(vec![
+        (
+            200,
+            json!({"status": "success", "results": [{"row_count": 0, "message": "Using namespace 'chat'"}]}),
+        ),
+        (200, select_answer()),
+    ]);
+    let options = ClientOptions {
+        url,
+        token: Some("given".into()),
+        ..ClientOptions::default()
+    };
+    let mut client = SqlClient::connect(&options).unwrap();
+    client.execute("USE chat").unwrap();
+    client.execute("SELECT id, body FROM messages").unwrap();
+    let seen = server.join().unwrap();
+    assert_eq!(seen[0].body, json!({"sql": "USE chat"}));
+    assert_eq!(
+        seen[1].body,
+        json!({"sql": "SELECT id, body FROM messages", "namespace_id": "chat"})
+    );
 }

@@ -2,13 +2,15 @@
 //! `user` < `service` < `dba` < `system`; every rule is "at least role X", except reading
 //! another user's rows, which only `EXECUTE AS USER` does.
 
+use calamus_domain::TableId;
 use calamus_domain::model::{AccessLevel, Role, TableDefinition, TableKind};
 
 use crate::error::QueryError;
 
 /// The message of every refusal a `user` or `service` caller reads: it names nothing, so
 /// that a refusal tells nothing about what exists.
-pub const GENERIC_REFUSAL: &str = "the caller's role does not allow this statement";
+pub const GENERIC_REFUSAL: &str = "your role may not run this statement, or it names something that is not there \
+     or not visible to you; check the names, or ask a dba for access";
 
 /// Who may read a SHARED table created without `ACCESS_LEVEL`: the safe choice (KalamDB's
 /// too), so a table is never public by omission.
@@ -26,6 +28,15 @@ pub fn denied(role: Role, detail: impl FnOnce() -> String) -> QueryError {
     } else {
         QueryError::PermissionDenied(GENERIC_REFUSAL.to_owned())
     }
+}
+
+/// Refuses a write to (or DDL of) `table` when it is a system table: they are read-only for
+/// every role.
+pub fn writable(role: Role, table: &TableId) -> Result<(), QueryError> {
+    if table.namespace.is_reserved() {
+        return Err(denied(role, || format!("{table} is a system table and is read-only")));
+    }
+    Ok(())
 }
 
 /// The access level of a table (SHARED tables; USER and STREAM tables have none).

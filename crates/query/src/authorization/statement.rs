@@ -10,8 +10,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::rules::{
-    SystemTableAccess, denied, may_administer, may_alter_table, may_create_table, may_execute_as, may_manage_user_with,
-    may_operate, may_read, may_write, system_table_access,
+    self, SystemTableAccess, denied, may_administer, may_alter_table, may_create_table, may_execute_as,
+    may_manage_user_with, may_operate, may_read, may_write, system_table_access,
 };
 use crate::ddl::create_table::declared_kind;
 use crate::engine::{CATALOG_NAME, table_id};
@@ -239,9 +239,7 @@ impl StatementCheck<'_> {
         let Ok(id) = table_id(&self.session.namespace, name) else {
             return Ok(());
         };
-        if id.namespace.is_reserved() {
-            return self.require(false, || format!("write {id}: system tables are read-only"));
-        }
+        rules::writable(self.role(), &id)?;
         match self.snapshot.table(&id) {
             Some(table) => self.require(may_write(self.role(), table), || format!("write {id}")),
             None => Ok(()),

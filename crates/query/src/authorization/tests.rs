@@ -344,6 +344,27 @@ async fn a_forbidden_statement_in_a_batch_applies_nothing() {
 }
 
 #[tokio::test]
+async fn run_checks_a_statement_that_did_not_go_through_prepare() {
+    // The mocks have no expectation for a catalog or row write: reaching one panics.
+    let engine = engine();
+    for sql in [
+        "DROP TABLE app.notes",
+        "INSERT INTO app.public VALUES (1)",
+        "CREATE NAMESPACE x",
+    ] {
+        let statement = crate::parser::parse_statements(sql).unwrap().remove(0);
+        let err = engine.run(&mut session("alice"), statement, &[]).await.unwrap_err();
+        assert!(matches!(err, QueryError::PermissionDenied(_)), "{sql}: {err:?}");
+        let statement = crate::parser::parse_statements(sql).unwrap().remove(0);
+        let err = engine
+            .run_streaming(&mut session("alice"), statement, &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, QueryError::PermissionDenied(_)), "{sql}: {err:?}");
+    }
+}
+
+#[tokio::test]
 async fn the_catalog_refuses_tables_the_role_may_not_read() {
     let catalog_for = |user: &str| {
         let s = session(user);
@@ -365,13 +386,15 @@ async fn the_catalog_refuses_tables_the_role_may_not_read() {
     names.sort();
     assert_eq!(names, ["events", "notes", "public"]);
     let system = alice.schema("system").unwrap();
-    assert!(system.table("users").await.is_err());
+    let err = QueryError::from(system.table("users").await.unwrap_err());
+    assert!(matches!(err, QueryError::PermissionDenied(_)), "{err:?}");
     assert!(system.table("live_queries").await.unwrap().is_some());
     assert_eq!(system.table_names(), ["live", "live_queries"]);
 
     let erin = catalog_for("erin");
     assert!(erin.schema("app").unwrap().table("private").await.unwrap().is_some());
-    assert!(erin.schema("system").unwrap().table("tables").await.is_err());
+    let err = QueryError::from(erin.schema("system").unwrap().table("tables").await.unwrap_err());
+    assert!(matches!(err, QueryError::PermissionDenied(_)), "{err:?}");
     let carol = catalog_for("carol");
     assert!(carol.schema("system").unwrap().table("users").await.unwrap().is_some());
 }

@@ -143,13 +143,22 @@ pub async fn run(engine: &QueryEngine, session: &Session, alter: AlterTable) -> 
                         schema.columns[position].nullable = true;
                     }
                     AlterColumnOperation::SetNotNull => {
-                        // Rows are read under the current definition, where the column sits at `position`.
-                        let current_position = table.schema().position(name.as_str());
-                        if let Some(current) = current_position
-                            && engine.rows.has_live_null(&table, current).await?
-                        {
+                        // Rows are read under the current definition: find the column there by
+                        // id (this ALTER may have renamed it, or added it).
+                        let column = &schema.columns[position];
+                        let current_position = table.schema().columns.iter().position(|c| c.id == column.id);
+                        let holds_null = match current_position {
+                            Some(current) => engine.rows.has_live_null(&table, current).await?,
+                            // Added by this ALTER: existing rows read its missing value.
+                            None => {
+                                column.missing_value.as_ref().is_none_or(|v| *v == StoredValue::Null)
+                                    && engine.rows.has_live_rows(&table).await?
+                            }
+                        };
+                        if holds_null {
                             return Err(QueryError::Domain(DomainError::Constraint(format!(
-                                "column '{name}' of table {id} holds NULLs; cannot SET NOT NULL"
+                                "column '{name}' of table {id} holds NULLs; cannot SET NOT NULL \
+                                 (UPDATE them to a value first, or SET DEFAULT before adding the column)"
                             ))));
                         }
                         schema.columns[position].nullable = false;

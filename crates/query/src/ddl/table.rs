@@ -4,6 +4,7 @@ use calamus_domain::DomainError;
 use calamus_domain::model::TableKind;
 use datafusion::sql::sqlparser::ast::ObjectName;
 
+use crate::authorization::rules;
 use crate::engine::QueryEngine;
 use crate::error::{QueryError, QueryResult};
 use crate::output::StatementOutput;
@@ -19,11 +20,7 @@ pub async fn drop(
     if_exists: bool,
 ) -> QueryResult<StatementOutput> {
     let id = engine.resolve_table(session, name)?;
-    if id.namespace.is_reserved() {
-        return Err(QueryError::PermissionDenied(format!(
-            "{id} is a system table and is read-only"
-        )));
-    }
+    rules::writable(session.role, &id)?;
     let snapshot = engine.catalog.snapshot();
     let Some(table) = snapshot.table(&id) else {
         if if_exists {

@@ -17,7 +17,7 @@ use calamus_domain::{ColumnName, DomainError, Partition, TableId};
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement as SqlStatement};
 
 use crate::authorization::denied;
-use crate::authorization::rules::may_write;
+use crate::authorization::rules::{self, may_write};
 use crate::engine::QueryEngine;
 use crate::error::{QueryError, QueryResult};
 use crate::parser::parse_statements;
@@ -32,11 +32,7 @@ pub(crate) fn target_table(
     name: &ObjectName,
 ) -> QueryResult<(TableId, Arc<TableDefinition>)> {
     let id = engine.resolve_table(session, name)?;
-    if id.namespace.is_reserved() {
-        return Err(denied(session.role, || {
-            format!("{id} is a system table and is read-only")
-        }));
-    }
+    rules::writable(session.role, &id)?;
     let table = engine
         .catalog
         .snapshot()

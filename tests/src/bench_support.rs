@@ -1,0 +1,93 @@
+//! What the benchmarks share: a runtime, a table's definition, loading many rows fast,
+//! timing, and the size of a data directory.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use calamus::Database;
+use calamus_domain::ids::SnowflakeGenerator;
+use calamus_domain::keys::encode_key_value;
+use calamus_domain::model::TableDefinition;
+use calamus_domain::{NamespaceId, Partition, RowCodec, RowVersion, TableId, TableName, Value, WriteBatch};
+use tokio::runtime::Runtime;
+
+/// Rows per write batch while loading.
+const LOAD_BATCH_ROWS: usize = 20_000;
+
+/// A multi-threaded tokio runtime.
+pub fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// The catalog's definition of `namespace.table`.
+pub fn table_definition(db: &Database, namespace: &str, table: &str) -> Arc<TableDefinition> {
+    let id = TableId::new(
+        NamespaceId::new(namespace).expect("namespace id"),
+        TableName::new(table).expect("table name"),
+    );
+    Arc::clone(
+        db.engine
+            .catalog()
+            .snapshot()
+            .table(&id)
+            .expect("the table exists in the catalog"),
+    )
+}
+
+/// Writes `rows` (partition, values; the first value is the primary key) straight to the
+/// key-value store in large batches, with the keys and values `KvRowStore::insert` writes.
+/// The row store's insert writes (and, on sled, syncs) one batch per call and checks every
+/// key; loading millions of rows or thousands of partitions that way takes minutes. A
+/// bench checks what it loaded through the row store and SQL.
+pub fn load_rows(db: &Database, table: &TableDefinition, rows: impl IntoIterator<Item = (Partition, Vec<Value>)>) {
+    let seq = SnowflakeGenerator::new(1, 0);
+    let codec = RowCodec::new(table.schema());
+    let keyspace = table.keyspace();
+    let mut batch = WriteBatch::new();
+    for (partition, values) in rows {
+        let row_id = encode_key_value(&values[0]).expect("a primary-key value");
+        let version = RowVersion {
+            seq: seq.next_id(),
+            deleted: false,
+            values,
+        };
+        let value = codec.encode(&version).expect("the row encodes");
+        batch.put(&keyspace, partition.row_key(&row_id), value);
+        if batch.len() >= LOAD_BATCH_ROWS {
+            db.kv.write(std::mem::take(&mut batch)).expect("write");
+        }
+    }
+    db.kv.write(batch).expect("write");
+    db.kv.sync().expect("sync");
+}
+
+/// The median time of `n` runs of `run`.
+pub fn median_time(n: usize, mut run: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let started = Instant::now();
+            run();
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[n / 2]
+}
+
+/// `12.3 MiB on disk`: the size of everything under `path`.
+pub fn dir_size_note(path: &Path) -> String {
+    fn size(p: &Path) -> u64 {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(p)
+                .map(|rd| rd.flatten().map(|e| size(&e.path())).sum())
+                .unwrap_or(0),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+    format!("{:.1} MiB on disk", size(path) as f64 / (1024.0 * 1024.0))
+}
