@@ -91,3 +91,11 @@ pub fn dir_size_note(path: &Path) -> String {
     }
     format!("{:.1} MiB on disk", size(path) as f64 / (1024.0 * 1024.0))
 }
+
+/// The number of timed operations per measurement: `CALAMUS_BENCH_SAMPLES`, else `default`.
+pub fn samples(default: usize) -> usize {
+    std::env::var("CALAMUS_BENCH_SAMPLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}

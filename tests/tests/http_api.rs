@@ -8,19 +8,7 @@ use calamus::StorageBackend;
 use calamus_tests::server::{TestServer, basic};
 use serde_json::{Value, json};
 
-/// Runs `$body(backend)` as one test per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod rocksdb {
-            $(#[test] fn $name() { super::$name(calamus::StorageBackend::RocksDb) })*
-        }
-        mod sled {
-            $(#[test] fn $name() { super::$name(calamus::StorageBackend::Sled) })*
-        }
-    };
-}
-
-on_both_backends!(
+calamus_tests::on_both_backends!(
     health_and_metrics_answer,
     login_refresh_and_me,
     every_row_of_the_error_table,

@@ -28,6 +28,15 @@ pub struct HttpConfig {
     pub shutdown_grace: Duration,
     /// SQL requests each user may make per second (`None`: unlimited); more get 429.
     pub rate_limit_per_user: Option<u32>,
+    /// Writes a WebSocket connection's queue holds before its client counts as too slow
+    /// and is disconnected.
+    pub live_queue_capacity: usize,
+    /// Subscriptions one WebSocket connection may hold.
+    pub live_max_subscriptions: usize,
+    /// How long a WebSocket client without an `Authorization` header has to authenticate.
+    pub live_auth_timeout: Duration,
+    /// How often an idle WebSocket connection is pinged.
+    pub live_ping_interval: Duration,
 }
 
 impl HttpConfig {
@@ -45,6 +54,10 @@ impl HttpConfig {
             login_max_failures: 5,
             shutdown_grace: Duration::from_secs(30),
             rate_limit_per_user: None,
+            live_queue_capacity: 1024,
+            live_max_subscriptions: 100,
+            live_auth_timeout: Duration::from_secs(3),
+            live_ping_interval: Duration::from_secs(30),
         }
     }
 }

@@ -270,6 +270,38 @@ pub fn write_rows_as_arrays(out: &mut Vec<u8>, batch: &RecordBatch, rows_written
     }
 }
 
+/// Writes a batch's rows as JSON objects (column name to value), comma separated: the
+/// row form of live-query messages.
+pub fn write_rows_as_objects(out: &mut Vec<u8>, batch: &RecordBatch) {
+    let options = FormatOptions::default();
+    let columns: Vec<Column<'_>> = batch.columns().iter().map(|c| Column::new(c, &options)).collect();
+    let schema = batch.schema();
+    let names: Vec<Vec<u8>> = schema
+        .fields()
+        .iter()
+        .map(|f| serde_json::to_vec(f.name()).unwrap_or_default())
+        .collect();
+    for row in 0..batch.num_rows() {
+        if row > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        for (i, (column, array)) in columns.iter().zip(batch.columns()).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&names[i]);
+            out.push(b':');
+            if array.is_null(row) {
+                out.extend_from_slice(b"null");
+            } else {
+                column.write(out, row);
+            }
+        }
+        out.push(b'}');
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

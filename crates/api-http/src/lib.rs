@@ -14,6 +14,8 @@ pub mod rate_limit;
 pub mod response;
 pub mod server;
 pub mod sql;
+pub mod tasks;
+pub mod ws;
 
 pub use config::HttpConfig;
 pub use error_code::{ApiError, ErrorCode};

@@ -48,6 +48,7 @@ pub struct Metrics {
     request_micros: [AtomicU64; 5],
     open_connections: AtomicI64,
     connections_total: AtomicU64,
+    open_websockets: AtomicI64,
     login_failures: AtomicU64,
 }
 
@@ -74,6 +75,16 @@ impl Metrics {
     /// A connection closed.
     pub fn connection_closed(&self) {
         self.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A WebSocket connection opened.
+    pub fn websocket_opened(&self) {
+        self.open_websockets.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A WebSocket connection closed.
+    pub fn websocket_closed(&self) {
+        self.open_websockets.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// A login failed.
@@ -119,6 +130,16 @@ impl Metrics {
             out,
             "calamus_http_open_connections {}",
             self.open_connections.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP calamus_websocket_open_connections WebSocket connections open now."
+        );
+        let _ = writeln!(out, "# TYPE calamus_websocket_open_connections gauge");
+        let _ = writeln!(
+            out,
+            "calamus_websocket_open_connections {}",
+            self.open_websockets.load(Ordering::Relaxed)
         );
         let _ = writeln!(out, "# HELP calamus_http_connections_total Connections accepted.");
         let _ = writeln!(out, "# TYPE calamus_http_connections_total counter");

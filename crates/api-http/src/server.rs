@@ -16,10 +16,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::auth::{Authenticator, LoginThrottle, TokenKeys};
 use crate::auth_routes;
@@ -29,6 +28,8 @@ use crate::metrics::{Endpoint, Metrics};
 use crate::rate_limit::RateLimiter;
 use crate::response::{Body, bytes_response, elapsed_ms, error_response, json_response};
 use crate::sql::{self, SqlLimits};
+use crate::tasks::TaskCount;
+use crate::ws;
 
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,6 +47,9 @@ pub struct ApiState {
     pub rate_limiter: Option<RateLimiter>,
     /// The configuration.
     pub config: HttpConfig,
+    /// Connection tasks (HTTP and WebSocket) still running.
+    pub tasks: Arc<TaskCount>,
+    shutdown: watch::Sender<bool>,
 }
 
 impl ApiState {
@@ -63,7 +67,14 @@ impl ApiState {
             metrics: Metrics::default(),
             rate_limiter: config.rate_limit_per_user.map(RateLimiter::new),
             config,
+            tasks: Arc::new(TaskCount::default()),
+            shutdown: watch::channel(false).0,
         }
+    }
+
+    /// Changes once, when the server begins to shut down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 }
 
@@ -98,7 +109,6 @@ impl ApiServer {
     /// finish (up to the configured grace period) and returns.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let Self { listener, state } = self;
-        let graceful = GracefulShutdown::new();
         let permits = Arc::new(Semaphore::new(state.config.max_connections.max(1)));
         tokio::pin!(shutdown);
         loop {
@@ -129,22 +139,35 @@ impl ApiServer {
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection);
-            let metrics_state = Arc::clone(&state);
-            metrics_state.metrics.connection_opened();
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let task_state = Arc::clone(&state);
+            let guard = state.tasks.enter();
+            task_state.metrics.connection_opened();
             tokio::spawn(async move {
-                if let Err(error) = connection.await {
+                let _guard = guard;
+                let mut shutdown = task_state.shutdown_signal();
+                tokio::pin!(connection);
+                let ended = tokio::select! {
+                    ended = connection.as_mut() => ended,
+                    _ = shutdown.changed() => {
+                        // Finish the request in flight, then close.
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(error) = ended {
                     tracing::debug!(%error, %peer, "connection ended with an error");
                 }
-                metrics_state.metrics.connection_closed();
+                task_state.metrics.connection_closed();
                 drop(permit);
             });
         }
         drop(listener);
         tracing::info!("stopped accepting connections; finishing requests in flight");
+        let _ = state.shutdown.send(true);
         tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = state.tasks.idle() => tracing::info!("all connections closed"),
             () = tokio::time::sleep(state.config.shutdown_grace) => {
                 tracing::warn!("requests still in flight after the grace period; stopping anyway");
             }
@@ -319,10 +342,13 @@ async fn dispatch(
                 );
             }
         }
-        Route::LiveQueries => Err(ApiError::new(
-            ErrorCode::NotImplemented,
-            "live queries over WebSocket are not available in this version of Calamus",
-        )),
+        Route::LiveQueries => {
+            return match ws::upgrade(state, request, peer, authorization.as_deref()).await {
+                Ok(response) => response,
+                Err(error) if error.code.status() == 401 => failed_auth(state, &error, started),
+                Err(error) => ws::upgrade_error(&error, started),
+            };
+        }
     };
     match result {
         Ok(value) => json_response(StatusCode::OK, &value),

@@ -48,6 +48,11 @@ pub struct ServerConfig {
     /// SQL requests each user may make per second; more are answered 429. `None` (the
     /// default): no limit.
     pub rate_limit_per_user: Option<u32>,
+    /// Writes a WebSocket connection may have waiting to be sent; a client that falls
+    /// further behind is disconnected with an error (1024).
+    pub live_queue_capacity: usize,
+    /// Subscriptions one WebSocket connection may hold (100).
+    pub live_max_subscriptions: usize,
 }
 
 /// The server's own defaults: the ones `HttpConfig` has, on 127.0.0.1:8080.
@@ -65,6 +70,8 @@ impl Default for ServerConfig {
             max_result_rows: http.max_result_rows,
             metrics_loopback_only: http.metrics_loopback_only,
             rate_limit_per_user: http.rate_limit_per_user,
+            live_queue_capacity: http.live_queue_capacity,
+            live_max_subscriptions: http.live_max_subscriptions,
         }
     }
 }
@@ -184,8 +191,10 @@ pub const ENV_VARS: [(&str, &str); 7] = [
 ];
 
 /// Every key of the file, for checking a whole file at once.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 16] = [
     "server.listen",
+    "server.live_queue_capacity",
+    "server.live_max_subscriptions",
     "server.rate_limit_per_user",
     "server.body_limit_bytes",
     "server.max_connections",
@@ -352,6 +361,8 @@ impl Config {
         match key {
             "server.body_limit_bytes" => at_least_one(self.server.body_limit_bytes as u64),
             "server.max_connections" => at_least_one(self.server.max_connections as u64),
+            "server.live_queue_capacity" => at_least_one(self.server.live_queue_capacity as u64),
+            "server.live_max_subscriptions" => at_least_one(self.server.live_max_subscriptions as u64),
             "server.rate_limit_per_user" => match self.server.rate_limit_per_user {
                 Some(0) => Err("must be at least 1; leave the key out for no limit".into()),
                 _ => Ok(()),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use calamus_domain::ids::SnowflakeGenerator;
 use calamus_domain::{KvCatalog, KvEngine, KvRowStore};
 use calamus_query::QueryEngine;
+use calamus_query::live::LiveQueries;
 
 use crate::error::AppError;
 
@@ -133,8 +134,10 @@ impl Database {
         let catalog = Arc::new(KvCatalog::open(Arc::clone(&kv))?);
         drop_orphan_keyspaces(kv.as_ref(), &catalog)?;
         let seq = Arc::new(SnowflakeGenerator::new(0, 0));
-        let rows = Arc::new(KvRowStore::new(Arc::clone(&kv), Arc::clone(&seq)));
-        let engine = Arc::new(QueryEngine::new(catalog, rows, seq));
+        let live = Arc::new(LiveQueries::new());
+        let rows =
+            Arc::new(KvRowStore::new(Arc::clone(&kv), Arc::clone(&seq)).with_change_listener(Arc::clone(&live) as _));
+        let engine = Arc::new(QueryEngine::new(catalog, rows, seq, live));
         Ok(Self {
             engine,
             kv,

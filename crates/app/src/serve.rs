@@ -10,12 +10,17 @@ use std::time::Duration;
 use calamus_api_http::{ApiServer, HttpConfig};
 use calamus_domain::UserId;
 use calamus_domain::model::verify_password;
+use calamus_query::jobs;
 use calamus_query::statement::UserChange;
 use datafusion::sql::sqlparser::ast::Ident;
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::database::Database;
 use crate::error::AppError;
+
+/// How often expired STREAM rows are removed (TTLs are whole seconds).
+const STREAM_EVICTION_TICK: Duration = Duration::from_secs(1);
 
 /// The file in the data directory keeping the token secret generated at the first start.
 const JWT_SECRET_FILE: &str = "jwt.secret";
@@ -33,6 +38,10 @@ pub async fn run_until(
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), AppError> {
     let database = Database::open(config.storage.backend, &config.storage.data_dir)?;
+    let interrupted = jobs::recover_interrupted(database.engine.catalog().as_ref()).await?;
+    if interrupted > 0 {
+        tracing::warn!(interrupted, "jobs left running by the last run are marked failed");
+    }
     let jwt_secret = match &config.auth.jwt_secret {
         Some(secret) => secret.as_bytes().to_vec(),
         None => stored_jwt_secret(&config.storage.data_dir)?,
@@ -60,7 +69,18 @@ pub async fn run_until(
         "Calamus is listening"
     );
     on_listening(address);
+    let (stop_jobs, jobs_stopping) = watch::channel(false);
+    let eviction = tokio::spawn(jobs::stream_eviction::run(
+        Arc::clone(database.engine.catalog()),
+        Arc::clone(database.engine.rows()),
+        STREAM_EVICTION_TICK,
+        jobs_stopping,
+    ));
     server.serve(shutdown).await;
+    let _ = stop_jobs.send(true);
+    if let Err(error) = eviction.await {
+        tracing::error!(%error, "the stream eviction job ended abnormally");
+    }
     database.kv.sync()?;
     tracing::info!("store synced; stopped");
     Ok(())
@@ -77,6 +97,8 @@ fn http_config(config: &Config, jwt_secret: Vec<u8>) -> HttpConfig {
     http.refresh_token_ttl = Duration::from_secs(config.auth.refresh_token_ttl_secs);
     http.login_max_failures = config.auth.login_max_failures;
     http.rate_limit_per_user = config.server.rate_limit_per_user;
+    http.live_queue_capacity = config.server.live_queue_capacity;
+    http.live_max_subscriptions = config.server.live_max_subscriptions;
     http
 }
 

@@ -8,6 +8,8 @@
 //!   inserts trim each user's partition to `MAX_ROWS` in the same atomic batch.
 //! - Writers of one table are serialised by a per-table lock, so the primary-key check and
 //!   the write it guards are one step.
+//! - After a write is durable, and before that lock is released, the change listener (if
+//!   any, and if it watches the partition) is told what the write did to each row.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Bound;
@@ -16,6 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use crate::change_feed::{ChangeBatch, ChangeListener, RowEvent};
 use crate::codec::{RowCodec, RowVersion};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{SnowflakeGenerator, now_millis, snowflake_floor_for_millis};
@@ -36,6 +39,7 @@ pub struct KvRowStore {
     kv: Arc<dyn KvEngine>,
     seq: Arc<SnowflakeGenerator>,
     table_locks: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
+    listener: Option<Arc<dyn ChangeListener>>,
 }
 
 impl std::fmt::Debug for KvRowStore {
@@ -51,7 +55,54 @@ impl KvRowStore {
             kv,
             seq,
             table_locks: Mutex::new(HashMap::new()),
+            listener: None,
         }
+    }
+
+    /// The same store, telling `listener` of every committed write it watches.
+    pub fn with_change_listener(mut self, listener: Arc<dyn ChangeListener>) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// The listener, if it watches `partition` of `table`.
+    fn watcher(&self, table: &TableDefinition, partition: &Partition) -> Option<&dyn ChangeListener> {
+        self.listener
+            .as_deref()
+            .filter(|listener| listener.watches(table.uid, partition))
+    }
+
+    /// Tells `listener` of a committed write.
+    fn tell(
+        listener: Option<&dyn ChangeListener>,
+        table: &TableDefinition,
+        partition: &Partition,
+        events: Vec<RowEvent>,
+    ) {
+        if let Some(listener) = listener
+            && !events.is_empty()
+        {
+            listener.committed(ChangeBatch {
+                table_uid: table.uid,
+                schema_version: table.schema().version,
+                partition: partition.clone(),
+                events,
+            });
+        }
+    }
+
+    /// The insert events of `written` rows, if someone watches.
+    fn insert_events(listener: Option<&dyn ChangeListener>, written: &[StoredRow]) -> Vec<RowEvent> {
+        if listener.is_none() {
+            return Vec::new();
+        }
+        written
+            .iter()
+            .map(|row| RowEvent::Insert {
+                row_id: row.row_id.clone(),
+                new: row.version.clone(),
+            })
+            .collect()
     }
 
     fn lock_for(&self, table: &TableDefinition) -> Arc<Mutex<()>> {
@@ -204,6 +255,8 @@ impl KvRowStore {
             }
         }
         self.kv.write(batch)?;
+        let watcher = self.watcher(table, partition);
+        Self::tell(watcher, table, partition, Self::insert_events(watcher, &written));
         Ok(written)
     }
 }
@@ -263,6 +316,8 @@ impl RowStore for KvRowStore {
             });
         }
         self.kv.write(batch)?;
+        let watcher = self.watcher(table, partition);
+        Self::tell(watcher, table, partition, Self::insert_events(watcher, &written));
         Ok(written)
     }
 
@@ -279,6 +334,8 @@ impl RowStore for KvRowStore {
         let codec = RowCodec::new(table.schema());
         let mut batch = WriteBatch::new();
         let mut written = Vec::with_capacity(changes.len());
+        let watcher = self.watcher(table, partition);
+        let mut events = Vec::new();
         // Row ids that end this statement holding a live row, and ones it vacates.
         let mut claimed: HashSet<Vec<u8>> = HashSet::new();
         let vacated: HashSet<Vec<u8>> = changes
@@ -297,6 +354,13 @@ impl RowStore for KvRowStore {
             }
             let seq = self.seq.next_id();
             if change.delete {
+                if watcher.is_some() {
+                    events.push(RowEvent::Delete {
+                        row_id: change.row_id.clone(),
+                        old: old.clone(),
+                        seq,
+                    });
+                }
                 if table.kind.has_soft_delete() {
                     let version = RowVersion {
                         seq,
@@ -335,7 +399,7 @@ impl RowStore for KvRowStore {
                 let tombstone = RowVersion {
                     seq,
                     deleted: true,
-                    values: old.values,
+                    values: old.values.clone(),
                 };
                 if !claimed.contains(&change.row_id) {
                     batch.put(&keyspace, old_key, codec.encode(&tombstone)?);
@@ -350,6 +414,14 @@ impl RowStore for KvRowStore {
                 deleted: false,
                 values: change.values,
             };
+            if watcher.is_some() {
+                events.push(RowEvent::Update {
+                    old_row_id: change.row_id.clone(),
+                    old: old.clone(),
+                    row_id: new_row_id.clone(),
+                    new: version.clone(),
+                });
+            }
             batch.put(&keyspace, partition.row_key(&new_row_id), codec.encode(&version)?);
             written.push(StoredRow {
                 row_id: new_row_id,
@@ -358,6 +430,7 @@ impl RowStore for KvRowStore {
             });
         }
         self.kv.write(batch)?;
+        Self::tell(watcher, table, partition, events);
         Ok(written)
     }
 

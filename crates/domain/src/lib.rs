@@ -11,6 +11,7 @@
 
 pub mod arrow_rows;
 pub mod catalog;
+pub mod change_feed;
 pub mod codec;
 pub mod error;
 pub mod ident;
@@ -24,6 +25,7 @@ pub mod row_store;
 pub mod types;
 
 pub use catalog::{Catalog, CatalogSnapshot};
+pub use change_feed::{ChangeBatch, ChangeListener, RowEvent};
 pub use codec::{RowCodec, RowVersion};
 pub use error::{DomainError, DomainResult};
 pub use ident::{ColumnName, NamespaceId, StorageId, TableId, TableName, UserId};

@@ -19,11 +19,12 @@ use datafusion::sql::sqlparser::ast::{ObjectName, Statement as SqlStatement};
 use crate::authorization::{authorize, denied, rules};
 use crate::error::{QueryError, QueryResult};
 use crate::functions::{id_functions, session_functions};
+use crate::live::{self, LiveQueries};
 use crate::output::StatementOutput;
 use crate::parser::parse_statements;
 use crate::providers::{SessionCatalog, TableAccess};
 use crate::session::Session;
-use crate::statement::Statement;
+use crate::statement::{Statement, UnavailableFeature};
 use crate::{ddl, dml, show};
 
 /// DataFusion's catalog name for Calamus's namespaces.
@@ -34,6 +35,7 @@ pub struct QueryEngine {
     pub(crate) catalog: Arc<dyn Catalog>,
     pub(crate) rows: Arc<dyn RowStore>,
     pub(crate) snowflake: Arc<SnowflakeGenerator>,
+    pub(crate) live: Arc<LiveQueries>,
     base_state: SessionState,
 }
 
@@ -45,8 +47,14 @@ impl std::fmt::Debug for QueryEngine {
 
 impl QueryEngine {
     /// An engine over `catalog` and `rows`; `snowflake` makes `SNOWFLAKE_ID()` values (the
-    /// row store's `_seq` generator, so the two never collide).
-    pub fn new(catalog: Arc<dyn Catalog>, rows: Arc<dyn RowStore>, snowflake: Arc<SnowflakeGenerator>) -> Self {
+    /// row store's `_seq` generator, so the two never collide); `live` is the registry of
+    /// subscriptions, which must be the row store's change listener.
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        rows: Arc<dyn RowStore>,
+        snowflake: Arc<SnowflakeGenerator>,
+        live: Arc<LiveQueries>,
+    ) -> Self {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, NamespaceId::default_namespace().as_str())
             .with_create_default_catalog_and_schema(false)
@@ -61,8 +69,19 @@ impl QueryEngine {
             catalog,
             rows,
             snowflake,
+            live,
             base_state,
         }
+    }
+
+    /// The row store port.
+    pub fn rows(&self) -> &Arc<dyn RowStore> {
+        &self.rows
+    }
+
+    /// The registry of live subscriptions.
+    pub fn live_queries(&self) -> &Arc<LiveQueries> {
+        &self.live
     }
 
     /// The catalog port.
@@ -160,6 +179,7 @@ impl QueryEngine {
                 cascade,
             } => ddl::namespace::drop(self, &name, if_exists, cascade).await,
             Statement::ShowNamespaces => show::namespaces(self, session),
+            Statement::KillLiveQuery { live_id } => live::kill(self, session, &live_id),
             Statement::Use { namespace } => ddl::namespace::use_namespace(self, session, &namespace),
             Statement::CreateTable {
                 kind,
@@ -186,6 +206,13 @@ impl QueryEngine {
                 Box::pin(self.dispatch(&mut as_user, *statement, params)).await
             }
             Statement::Index { table, create } => ddl::table::index(self, session, table.as_ref(), create),
+            Statement::NotAvailable {
+                feature: UnavailableFeature::Subscribe,
+            } => Err(QueryError::InvalidStatement(
+                "SUBSCRIBE TO is served over WebSocket, not HTTP: open GET /v1/ws, authenticate, and send \
+                 {\"type\": \"subscribe\", \"subscription\": {\"id\": \"s1\", \"sql\": \"SELECT * FROM ns.t WHERE ...\"}}"
+                    .into(),
+            )),
             Statement::NotAvailable { feature } => Err(QueryError::Unsupported(format!(
                 "{} is not available in this version of Calamus",
                 feature.description()
@@ -240,6 +267,7 @@ impl QueryEngine {
         let access = TableAccess {
             snapshot: self.catalog.snapshot(),
             rows: Arc::clone(&self.rows),
+            live: Arc::clone(&self.live),
             user: session.user.clone(),
             role: session.role,
             dml_target,

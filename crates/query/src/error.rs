@@ -43,6 +43,9 @@ pub enum QueryError {
     /// The caller may not do this.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    /// Something the statement names does not exist (a live query, a job).
+    #[error("{0}")]
+    NotFound(String),
     /// A parameter is missing or malformed.
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
@@ -173,6 +176,7 @@ impl QueryError {
                 ErrorKind::InvalidSql
             }
             QueryError::InvalidParameter(_) => ErrorKind::Execution,
+            QueryError::NotFound(_) => ErrorKind::NotFound,
             QueryError::PermissionDenied(_) => ErrorKind::PermissionDenied,
             QueryError::Domain(e) => match e {
                 DomainError::NamespaceNotFound { .. }

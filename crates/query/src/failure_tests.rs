@@ -72,6 +72,7 @@ fn engine(catalog: MockCatalog, rows: MockRowStore) -> QueryEngine {
         Arc::new(catalog),
         Arc::new(rows),
         Arc::new(SnowflakeGenerator::new(0, 0)),
+        Arc::new(crate::live::LiveQueries::new()),
     )
 }
 

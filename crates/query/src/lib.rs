@@ -11,6 +11,8 @@ pub mod dml;
 pub mod engine;
 pub mod error;
 pub mod functions;
+pub mod jobs;
+pub mod live;
 pub mod output;
 pub mod parser;
 pub mod providers;

@@ -182,7 +182,9 @@ impl CalamusParser<'_, '_> {
             }
             "EXECUTE" if self.words_are(&["EXECUTE", "AS", "USER"]) => self.parse_execute_as(),
             "SUBSCRIBE" => self.not_available(UnavailableFeature::Subscribe),
-            "KILL" if self.words_are(&["KILL", "LIVE"]) => self.not_available(UnavailableFeature::KillLiveQuery),
+            "KILL" if self.eat_words(&["KILL", "LIVE", "QUERY"]) => Ok(Statement::KillLiveQuery {
+                live_id: self.string()?,
+            }),
             "KILL" if self.words_are(&["KILL", "JOB"]) => self.not_available(UnavailableFeature::KillJob),
             "STORAGE" | "FLUSH" => self.not_available(UnavailableFeature::Flush),
             _ => Ok(Statement::Sql(Box::new(self.parser.parse_statement().map_err(syntax)?))),

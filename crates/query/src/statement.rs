@@ -19,8 +19,6 @@ pub enum UserChange {
 pub enum UnavailableFeature {
     /// `SUBSCRIBE TO ...` (live queries are served over WebSocket).
     Subscribe,
-    /// `KILL LIVE QUERY '<id>'`.
-    KillLiveQuery,
     /// `KILL JOB '<id>'`.
     KillJob,
     /// `STORAGE FLUSH ...` / `FLUSH TABLE ...`.
@@ -40,7 +38,6 @@ impl UnavailableFeature {
     pub fn description(&self) -> &'static str {
         match self {
             UnavailableFeature::Subscribe => "live queries (SUBSCRIBE TO) are served over WebSocket at /v1/ws",
-            UnavailableFeature::KillLiveQuery => "KILL LIVE QUERY",
             UnavailableFeature::KillJob => "KILL JOB",
             UnavailableFeature::Flush => "flushing to cold storage (STORAGE FLUSH / FLUSH TABLE)",
             UnavailableFeature::CreateStorage => "storages (CREATE STORAGE)",
@@ -69,6 +66,8 @@ pub enum Statement {
     },
     /// `SHOW NAMESPACES`.
     ShowNamespaces,
+    /// `KILL LIVE QUERY '<live_id>'`.
+    KillLiveQuery { live_id: String },
     /// `USE [NAMESPACE] ns`.
     Use { namespace: Ident },
     /// `CREATE [USER | SHARED | STREAM] TABLE ...`, with the older trailing option forms

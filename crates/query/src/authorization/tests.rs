@@ -113,6 +113,7 @@ fn engine() -> QueryEngine {
         Arc::new(catalog),
         Arc::new(MockRowStore::new()),
         Arc::new(SnowflakeGenerator::new(0, 0)),
+        Arc::new(crate::live::LiveQueries::new()),
     )
 }
 
@@ -283,12 +284,13 @@ fn operations_are_service_and_up() {
         "STORAGE FLUSH TABLE app.public",
         "FLUSH TABLE app.public",
         "KILL JOB 'j1'",
-        "KILL LIVE QUERY 'q1'",
     ] {
         refused("alice", sql);
         allowed("erin", sql);
         allowed("carol", sql);
     }
+    // A user may kill its own live queries: whose one is, is checked when it runs.
+    allowed("alice", "KILL LIVE QUERY 'q1'");
     allowed("alice", "SUBSCRIBE TO app.notes");
 }
 
@@ -371,6 +373,7 @@ async fn the_catalog_refuses_tables_the_role_may_not_read() {
         SessionCatalog::new(TableAccess {
             snapshot: snapshot(),
             rows: Arc::new(MockRowStore::new()),
+            live: Arc::new(crate::live::LiveQueries::new()),
             user: s.user,
             role: s.role,
             dml_target: None,

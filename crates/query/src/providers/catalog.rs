@@ -20,6 +20,7 @@ use super::kv_table::KvTable;
 use super::system::{SYSTEM_TABLES, system_table};
 use crate::authorization::denied;
 use crate::authorization::rules::{SystemTableAccess, may_read, system_table_access};
+use crate::live::LiveQueries;
 
 /// What one statement may read, and as whom.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct TableAccess {
     pub snapshot: Arc<CatalogSnapshot>,
     /// The rows.
     pub rows: Arc<dyn RowStore>,
+    /// The live subscriptions (`system.live_queries`).
+    pub live: Arc<LiveQueries>,
     /// Whose partitions USER and STREAM tables read.
     pub user: UserId,
     /// The session's role: which tables it may read.
@@ -101,8 +104,10 @@ impl SchemaProvider for NamespaceSchema {
         let role = self.access.role;
         if self.namespace == NamespaceId::system() {
             return match system_table_access(role, name) {
-                SystemTableAccess::All => system_table(name, &self.access.snapshot, None),
-                SystemTableAccess::OwnRows => system_table(name, &self.access.snapshot, Some(&self.access.user)),
+                SystemTableAccess::All => system_table(name, &self.access.snapshot, &self.access.live, None),
+                SystemTableAccess::OwnRows => {
+                    system_table(name, &self.access.snapshot, &self.access.live, Some(&self.access.user))
+                }
                 SystemTableAccess::Nothing => Err(refused(role, || format!("role {role} may not read system.{name}"))),
             };
         }

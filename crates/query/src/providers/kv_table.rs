@@ -53,6 +53,16 @@ impl KvTable {
             schema,
         }
     }
+
+    /// The table read.
+    pub fn definition(&self) -> &Arc<TableDefinition> {
+        &self.table
+    }
+
+    /// The partition read.
+    pub fn partition(&self) -> &Partition {
+        &self.partition
+    }
 }
 
 fn mentions_deleted(filter: &Expr) -> bool {

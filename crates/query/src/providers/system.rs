@@ -7,6 +7,8 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use calamus_domain::{CatalogSnapshot, UserId};
+
+use crate::live::LiveQueries;
 use datafusion::common::Result;
 use datafusion::datasource::{MemTable, TableProvider};
 
@@ -48,6 +50,7 @@ fn ints<I: IntoIterator<Item = Option<i64>>>(values: I) -> ArrayRef {
 pub fn system_table(
     name: &str,
     snapshot: &CatalogSnapshot,
+    live: &LiveQueries,
     owner: Option<&UserId>,
 ) -> Result<Option<Arc<dyn TableProvider>>> {
     let (fields, columns) = match name {
@@ -57,7 +60,7 @@ pub fn system_table(
         "users" => users(snapshot),
         "storages" => storages(snapshot),
         "jobs" => jobs(snapshot),
-        "live_queries" | "live" => live_queries(),
+        "live_queries" | "live" => live_queries(live),
         "stats" => stats(snapshot),
         _ => return Ok(None),
     };
@@ -262,8 +265,9 @@ fn jobs(s: &CatalogSnapshot) -> Table {
     )
 }
 
-/// Live queries are served over WebSocket; until that endpoint exists there are none.
-fn live_queries() -> Table {
+/// The live subscriptions of WebSocket connections.
+fn live_queries(live: &LiveQueries) -> Table {
+    let q = live.rows();
     let fields = vec![
         text("live_id"),
         text("connection_id"),
@@ -278,10 +282,20 @@ fn live_queries() -> Table {
         int("changes"),
         text("node_id"),
     ];
-    let columns = fields
-        .iter()
-        .map(|f| arrow::array::new_empty_array(f.data_type()))
-        .collect();
+    let columns = vec![
+        texts(q.iter().map(|r| Some(r.live_id.clone()))),
+        texts(q.iter().map(|r| Some(r.connection_id.clone()))),
+        texts(q.iter().map(|r| Some(r.subscription_id.clone()))),
+        texts(q.iter().map(|r| Some(r.namespace_id.clone()))),
+        texts(q.iter().map(|r| Some(r.table_name.clone()))),
+        texts(q.iter().map(|r| Some(r.user_id.clone()))),
+        texts(q.iter().map(|r| Some(r.query.clone()))),
+        texts(q.iter().map(|r| Some(r.options.clone()))),
+        times(q.iter().map(|r| Some(r.created_at))),
+        times(q.iter().map(|r| Some(r.last_update))),
+        ints(q.iter().map(|r| Some(r.changes))),
+        texts(q.iter().map(|_| Some("node-0".to_owned()))),
+    ];
     (fields, columns)
 }
 

@@ -1,0 +1,546 @@
+//! One subscription's life: the snapshot in batches, then the changes that match.
+//!
+//! The subscription is registered before its snapshot is read, so every write that commits
+//! after registration is queued for it. While the snapshot is read and sent, queued writes
+//! wait; when the last batch is sent they are reconciled with what the snapshot saw (each
+//! row's `_seq`), so a write the snapshot already holds is not sent again and one it missed
+//! is sent once. From then on each write is matched on its own: an UPDATE whose row leaves
+//! the filter is sent as a delete, one that enters it as an insert.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use calamus_domain::{ChangeBatch, RowEvent, RowVersion, ScanRequest, StoredRow};
+
+use super::query::LiveQuery;
+use super::registry::{LiveConnection, LiveEntry, NewSubscription, RegisterError};
+use crate::engine::QueryEngine;
+use crate::error::{QueryError, QueryResult};
+use crate::session::Session;
+
+/// Rows per initial batch when the client does not say.
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
+/// The most rows per initial batch.
+pub const MAX_BATCH_SIZE: usize = 10_000;
+/// Writes a subscription holds while its snapshot is being sent, before it is ended.
+pub const MAX_PENDING_WRITES: usize = 10_000;
+
+/// A subscription's options.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubscriptionOptions {
+    /// Rows per initial batch.
+    pub batch_size: Option<usize>,
+    /// Only the newest `n` rows in the snapshot.
+    pub last_rows: Option<usize>,
+    /// Only rows changed after this `_seq` (resuming).
+    pub from_seq_id: Option<i64>,
+}
+
+impl SubscriptionOptions {
+    fn to_json(&self) -> String {
+        serde_json::json!({
+            "batch_size": self.batch_size,
+            "last_rows": self.last_rows,
+            "from_seq_id": self.from_seq_id,
+        })
+        .to_string()
+    }
+}
+
+/// Where the initial load stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchStatus {
+    /// The ack of a snapshot sent in several batches.
+    Loading,
+    /// A batch with more to follow.
+    LoadingBatch,
+    /// The snapshot is complete.
+    Ready,
+}
+
+impl BatchStatus {
+    /// The protocol's name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BatchStatus::Loading => "loading",
+            BatchStatus::LoadingBatch => "loading_batch",
+            BatchStatus::Ready => "ready",
+        }
+    }
+}
+
+/// The `batch_control` of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchControl {
+    /// The batch's number, from 0.
+    pub batch_num: usize,
+    /// Whether more batches follow.
+    pub has_more: bool,
+    /// The load's status.
+    pub status: BatchStatus,
+    /// The newest `_seq` sent so far.
+    pub last_seq_id: Option<i64>,
+}
+
+/// What a change did to the subscriber's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Rows entered the view.
+    Insert,
+    /// Rows in the view changed.
+    Update,
+    /// Rows left the view.
+    Delete,
+}
+
+impl ChangeKind {
+    /// The protocol's name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChangeKind::Insert => "insert",
+            ChangeKind::Update => "update",
+            ChangeKind::Delete => "delete",
+        }
+    }
+}
+
+/// A message for the subscriber.
+#[derive(Debug, Clone)]
+pub enum LiveMessage {
+    /// The subscription is registered.
+    Ack {
+        /// Rows in the snapshot.
+        total_rows: usize,
+        /// The load's state.
+        control: BatchControl,
+        /// The rows' schema.
+        schema: SchemaRef,
+    },
+    /// Rows of the snapshot.
+    InitialBatch {
+        /// The rows.
+        rows: RecordBatch,
+        /// The load's state.
+        control: BatchControl,
+    },
+    /// A change to the view.
+    Change {
+        /// What kind.
+        kind: ChangeKind,
+        /// New rows (insert, update).
+        rows: Option<RecordBatch>,
+        /// Previous rows (update, delete).
+        old: Option<RecordBatch>,
+    },
+}
+
+/// What the snapshot saw, kept until the queued writes are reconciled with it.
+#[derive(Debug, Default)]
+struct Reconciliation {
+    /// For every row id the snapshot read (live or deleted), the `_seq` it read.
+    seen: HashMap<Vec<u8>, i64>,
+    /// Row ids the subscriber holds.
+    view: HashSet<Vec<u8>>,
+    /// Writes queued while loading.
+    pending: Vec<Arc<ChangeBatch>>,
+}
+
+/// One live subscription of a connection.
+#[derive(Debug)]
+pub struct Subscription {
+    entry: Arc<LiveEntry>,
+    query: LiveQuery,
+    batch_size: usize,
+    /// Snapshot rows not sent yet, oldest `_seq` first.
+    snapshot: std::collections::VecDeque<RowVersion>,
+    total_rows: usize,
+    batches_sent: usize,
+    last_seq_id: Option<i64>,
+    /// Rows deleted since `from_seq_id`, sent once the snapshot is.
+    deleted_since: Vec<RowVersion>,
+    /// `Some` while loading.
+    loading: Option<Reconciliation>,
+}
+
+impl QueryEngine {
+    /// Starts a subscription of `connection` (whose user and role `session` carries):
+    /// compiles `sql`, registers it, and reads its snapshot.
+    pub async fn subscribe(
+        &self,
+        session: &Session,
+        connection: &LiveConnection,
+        subscription_id: &str,
+        sql: &str,
+        options: SubscriptionOptions,
+    ) -> QueryResult<Subscription> {
+        if let Some(size) = options.batch_size
+            && !(1..=MAX_BATCH_SIZE).contains(&size)
+        {
+            return Err(QueryError::InvalidParameter(format!(
+                "batch_size must be between 1 and {MAX_BATCH_SIZE}"
+            )));
+        }
+        let query = self.compile_live_query(session, sql).await?;
+        let entry = connection
+            .register(NewSubscription {
+                subscription_id: subscription_id.to_owned(),
+                table: query.table().id.clone(),
+                table_uid: query.table().uid,
+                partition: query.partition().clone(),
+                query: sql.to_owned(),
+                options: options.to_json(),
+            })
+            .map_err(|RegisterError::DuplicateId| {
+                QueryError::InvalidParameter(format!(
+                    "this connection already has a subscription '{subscription_id}'; unsubscribe it first"
+                ))
+            })?;
+        let rows = Arc::clone(&self.rows);
+        let table = Arc::clone(query.table());
+        let partition = query.partition().clone();
+        let scanned = tokio::task::spawn_blocking(move || {
+            let request = ScanRequest {
+                include_deleted: true,
+                ..ScanRequest::all()
+            };
+            rows.scan(&table, &partition, request)?
+                .collect::<Result<Vec<StoredRow>, _>>()
+        })
+        .await
+        .map_err(|e| QueryError::InvalidStatement(format!("the snapshot read failed: {e}")));
+        let scanned = match scanned {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e)) => {
+                connection.unregister(subscription_id);
+                return Err(e.into());
+            }
+            Err(e) => {
+                connection.unregister(subscription_id);
+                return Err(e);
+            }
+        };
+        match Subscription::new(entry, query, options, scanned) {
+            Ok(subscription) => Ok(subscription),
+            Err(e) => {
+                connection.unregister(subscription_id);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Subscription {
+    fn new(
+        entry: Arc<LiveEntry>,
+        query: LiveQuery,
+        options: SubscriptionOptions,
+        scanned: Vec<StoredRow>,
+    ) -> QueryResult<Self> {
+        let mut reconciliation = Reconciliation::default();
+        let versions: Vec<&RowVersion> = scanned.iter().map(|r| &r.version).collect();
+        let matches = query.matches(&query.rows_batch(&versions)?)?;
+        let mut visible = Vec::new();
+        let mut deleted_since = Vec::new();
+        for (row, matched) in scanned.into_iter().zip(matches) {
+            reconciliation.seen.insert(row.row_id.clone(), row.version.seq);
+            let changed_since = options.from_seq_id.is_none_or(|from| row.version.seq > from);
+            if row.version.deleted {
+                if matched && options.from_seq_id.is_some() && changed_since {
+                    deleted_since.push(row.version);
+                }
+                continue;
+            }
+            if matched {
+                reconciliation.view.insert(row.row_id);
+                if changed_since {
+                    visible.push(row.version);
+                }
+            }
+        }
+        visible.sort_by_key(|v| v.seq);
+        if let Some(n) = options.last_rows {
+            let excess = visible.len().saturating_sub(n);
+            visible.drain(..excess);
+        }
+        deleted_since.sort_by_key(|v| v.seq);
+        Ok(Self {
+            entry,
+            query,
+            batch_size: options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
+            total_rows: visible.len(),
+            last_seq_id: visible.last().map(|v| v.seq),
+            snapshot: visible.into(),
+            batches_sent: 0,
+            deleted_since,
+            loading: Some(reconciliation),
+        })
+    }
+
+    /// The registry's entry.
+    pub fn entry(&self) -> &Arc<LiveEntry> {
+        &self.entry
+    }
+
+    /// The client's name for it.
+    pub fn id(&self) -> &str {
+        &self.entry.subscription_id
+    }
+
+    /// Whether the snapshot is still being sent.
+    pub fn is_loading(&self) -> bool {
+        self.loading.is_some()
+    }
+
+    /// The ack, then the first batch (and, if that was all, the queued changes).
+    pub fn start(&mut self) -> QueryResult<Vec<LiveMessage>> {
+        let has_more = self.total_rows > 0;
+        let mut messages = vec![LiveMessage::Ack {
+            total_rows: self.total_rows,
+            control: BatchControl {
+                batch_num: 0,
+                has_more,
+                status: if has_more {
+                    BatchStatus::Loading
+                } else {
+                    BatchStatus::Ready
+                },
+                last_seq_id: self.last_seq_id,
+            },
+            schema: Arc::clone(self.query.schema()),
+        }];
+        if has_more {
+            messages.extend(self.next_batch()?);
+        } else {
+            messages.extend(self.finish_loading()?);
+        }
+        Ok(messages)
+    }
+
+    /// The next batch of the snapshot (the client asked with `next_batch`); after the last
+    /// one, the changes queued meanwhile. Nothing once loading is over.
+    pub fn next_batch(&mut self) -> QueryResult<Vec<LiveMessage>> {
+        if self.loading.is_none() || self.snapshot.is_empty() {
+            return Ok(Vec::new());
+        }
+        let take = self.batch_size.min(self.snapshot.len());
+        let versions: Vec<RowVersion> = self.snapshot.drain(..take).collect();
+        let refs: Vec<&RowVersion> = versions.iter().collect();
+        let rows = self.query.project(&self.query.rows_batch(&refs)?)?;
+        let has_more = !self.snapshot.is_empty();
+        let control = BatchControl {
+            batch_num: self.batches_sent,
+            has_more,
+            status: if has_more {
+                BatchStatus::LoadingBatch
+            } else {
+                BatchStatus::Ready
+            },
+            last_seq_id: versions.last().map(|v| v.seq),
+        };
+        self.batches_sent += 1;
+        let mut messages = vec![LiveMessage::InitialBatch { rows, control }];
+        if !has_more {
+            messages.extend(self.finish_loading()?);
+        }
+        Ok(messages)
+    }
+
+    /// A committed write to the subscription's partition: the messages it makes.
+    pub fn on_changes(&mut self, batch: Arc<ChangeBatch>) -> QueryResult<Vec<LiveMessage>> {
+        if batch.schema_version != self.query.table().schema().version {
+            return Err(QueryError::InvalidStatement(format!(
+                "table {} was altered; subscribe again to see its new columns",
+                self.query.table().id
+            )));
+        }
+        if let Some(loading) = &mut self.loading {
+            if loading.pending.len() >= MAX_PENDING_WRITES {
+                return Err(QueryError::InvalidStatement(format!(
+                    "more than {MAX_PENDING_WRITES} writes arrived before the snapshot was read; \
+                     ask for the next batches sooner or use a larger batch_size"
+                )));
+            }
+            loading.pending.push(batch);
+            return Ok(Vec::new());
+        }
+        self.match_live(&batch)
+    }
+
+    /// Sends the deletes since `from_seq_id`, then reconciles the writes queued while loading.
+    fn finish_loading(&mut self) -> QueryResult<Vec<LiveMessage>> {
+        let Some(mut loading) = self.loading.take() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        if !self.deleted_since.is_empty() {
+            let deleted = std::mem::take(&mut self.deleted_since);
+            let refs: Vec<&RowVersion> = deleted.iter().collect();
+            out.push(LiveMessage::Change {
+                kind: ChangeKind::Delete,
+                rows: None,
+                old: Some(self.query.project(&self.query.rows_batch(&refs)?)?),
+            });
+        }
+        for batch in std::mem::take(&mut loading.pending) {
+            if batch.schema_version != self.query.table().schema().version {
+                return Err(QueryError::InvalidStatement(format!(
+                    "table {} was altered; subscribe again to see its new columns",
+                    self.query.table().id
+                )));
+            }
+            let mut changes = Vec::new();
+            for event in &batch.events {
+                if let Some(change) = self.reconcile(&mut loading, event)? {
+                    changes.push(change);
+                }
+            }
+            self.emit(changes, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// What a write queued while loading changes in the view the snapshot gave.
+    fn reconcile<'e>(&self, loading: &mut Reconciliation, event: &'e RowEvent) -> QueryResult<Option<ViewChange<'e>>> {
+        let seen = |row_id: &[u8]| loading.seen.get(row_id).copied();
+        let matches = |version: &RowVersion| -> QueryResult<bool> {
+            Ok(self.query.matches(&self.query.rows_batch(&[version])?)?[0])
+        };
+        let change = match event {
+            RowEvent::Insert { row_id, new } => {
+                if seen(row_id).is_some_and(|s| s >= new.seq) || !matches(new)? {
+                    return Ok(None);
+                }
+                loading.view.insert(row_id.clone());
+                ViewChange::enter(new)
+            }
+            RowEvent::Update {
+                old_row_id,
+                old,
+                row_id,
+                new,
+            } => {
+                let old_reflected = seen(old_row_id).is_some_and(|s| s > old.seq);
+                let new_reflected = seen(row_id).is_some_and(|s| s >= new.seq);
+                let left = !old_reflected && loading.view.remove(old_row_id);
+                let entered = !new_reflected && matches(new)? && loading.view.insert(row_id.clone());
+                match (left, entered) {
+                    (true, true) => ViewChange::update(old, new),
+                    (true, false) => ViewChange::leave(old),
+                    (false, true) => ViewChange::enter(new),
+                    (false, false) => return Ok(None),
+                }
+            }
+            RowEvent::Delete { row_id, old, seq } => {
+                if seen(row_id).is_some_and(|s| s >= *seq) || !loading.view.remove(row_id) {
+                    return Ok(None);
+                }
+                ViewChange::leave(old)
+            }
+        };
+        Ok(Some(change))
+    }
+
+    /// The messages of a write, matched against the filter on its own.
+    fn match_live(&self, batch: &ChangeBatch) -> QueryResult<Vec<LiveMessage>> {
+        // The filter runs once over all old versions and once over all new ones.
+        let (olds, news): (Vec<Option<&RowVersion>>, Vec<Option<&RowVersion>>) = batch
+            .events
+            .iter()
+            .map(|e| match e {
+                RowEvent::Insert { new, .. } => (None, Some(new)),
+                RowEvent::Update { old, new, .. } => (Some(old), Some(new)),
+                RowEvent::Delete { old, .. } => (Some(old), None),
+            })
+            .unzip();
+        let old_matches = self.matches_of(&olds)?;
+        let new_matches = self.matches_of(&news)?;
+        let changes = olds
+            .iter()
+            .zip(&news)
+            .zip(old_matches.iter().zip(&new_matches))
+            .filter_map(
+                |((old, new), (old_matched, new_matched))| match (old, new, old_matched, new_matched) {
+                    (Some(old), Some(new), true, true) => Some(ViewChange::update(old, new)),
+                    (Some(old), _, true, false) => Some(ViewChange::leave(old)),
+                    (_, Some(new), false, true) => Some(ViewChange::enter(new)),
+                    _ => None,
+                },
+            )
+            .collect();
+        let mut out = Vec::new();
+        self.emit(changes, &mut out)?;
+        Ok(out)
+    }
+
+    /// Whether each present version matches (absent ones do not).
+    fn matches_of(&self, versions: &[Option<&RowVersion>]) -> QueryResult<Vec<bool>> {
+        let present: Vec<&RowVersion> = versions.iter().flatten().copied().collect();
+        let mut flags = self.query.matches(&self.query.rows_batch(&present)?)?.into_iter();
+        Ok(versions
+            .iter()
+            .map(|v| v.is_some() && flags.next().unwrap_or(false))
+            .collect())
+    }
+
+    /// Groups consecutive changes of one kind into one message each.
+    fn emit(&self, changes: Vec<ViewChange<'_>>, out: &mut Vec<LiveMessage>) -> QueryResult<()> {
+        let mut delivered = 0u64;
+        let mut start = 0;
+        while start < changes.len() {
+            let kind = changes[start].kind;
+            let end = changes[start..]
+                .iter()
+                .position(|c| c.kind != kind)
+                .map_or(changes.len(), |p| start + p);
+            let run = &changes[start..end];
+            let news: Vec<&RowVersion> = run.iter().filter_map(|c| c.new).collect();
+            let olds: Vec<&RowVersion> = run.iter().filter_map(|c| c.old).collect();
+            let rows = (!news.is_empty())
+                .then(|| self.query.project(&self.query.rows_batch(&news)?))
+                .transpose()?;
+            let old = (!olds.is_empty())
+                .then(|| self.query.project(&self.query.rows_batch(&olds)?))
+                .transpose()?;
+            out.push(LiveMessage::Change { kind, rows, old });
+            delivered += run.len() as u64;
+            start = end;
+        }
+        if delivered > 0 {
+            self.entry.delivered(delivered);
+        }
+        Ok(())
+    }
+}
+
+/// One row's change to the view.
+struct ViewChange<'a> {
+    kind: ChangeKind,
+    old: Option<&'a RowVersion>,
+    new: Option<&'a RowVersion>,
+}
+
+impl<'a> ViewChange<'a> {
+    fn enter(new: &'a RowVersion) -> Self {
+        Self {
+            kind: ChangeKind::Insert,
+            old: None,
+            new: Some(new),
+        }
+    }
+    fn update(old: &'a RowVersion, new: &'a RowVersion) -> Self {
+        Self {
+            kind: ChangeKind::Update,
+            old: Some(old),
+            new: Some(new),
+        }
+    }
+    fn leave(old: &'a RowVersion) -> Self {
+        Self {
+            kind: ChangeKind::Delete,
+            old: Some(old),
+            new: None,
+        }
+    }
+}
