@@ -227,10 +227,31 @@ async fn answer(state: &Arc<ApiState>, request: Request<Incoming>, peer: SocketA
     let route = Route::of(request.uri().path());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = match AssertUnwindSafe(dispatch(state, route, request, peer.ip(), started))
-        .catch_unwind()
-        .await
-    {
+    let response = answer_or_500(
+        &method,
+        &path,
+        started,
+        dispatch(state, route, request, peer.ip(), started),
+    )
+    .await;
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let endpoint = route.map_or(Endpoint::Other, Route::endpoint);
+    state
+        .metrics
+        .record_request(endpoint, response.status().as_u16(), micros);
+    tracing::debug!(%method, %path, status = response.status().as_u16(), micros, "answered");
+    response
+}
+
+/// The response `handler` gives, or a 500 if it panics (logged with the request's method
+/// and path); the connection and the server go on.
+async fn answer_or_500(
+    method: &hyper::Method,
+    path: &str,
+    started: Instant,
+    handler: impl Future<Output = Response<Body>>,
+) -> Response<Body> {
+    match AssertUnwindSafe(handler).catch_unwind().await {
         Ok(response) => response,
         Err(panic) => {
             let what = panic
@@ -244,14 +265,7 @@ async fn answer(state: &Arc<ApiState>, request: Request<Incoming>, peer: SocketA
                 elapsed_ms(started),
             )
         }
-    };
-    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    let endpoint = route.map_or(Endpoint::Other, Route::endpoint);
-    state
-        .metrics
-        .record_request(endpoint, response.status().as_u16(), micros);
-    tracing::debug!(%method, %path, status = response.status().as_u16(), micros, "answered");
-    response
+    }
 }
 
 async fn dispatch(
@@ -392,5 +406,36 @@ async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
             ErrorCode::InvalidInput,
             format!("the body could not be read: {error}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_and_a_good_one_unchanged() {
+        let method = hyper::Method::POST;
+        let panicking = answer_or_500(&method, "/v1/api/sql", Instant::now(), async {
+            panic!("a bug deep inside a statement")
+        })
+        .await;
+        assert_eq!(panicking.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = panicking.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "INTERNAL_ERROR");
+        assert_eq!(body["status"], "error");
+        assert!(
+            !body.to_string().contains("a bug deep inside"),
+            "the panic's text stays in the log"
+        );
+
+        let fine = answer_or_500(&method, "/health", Instant::now(), async {
+            json_response(StatusCode::OK, &json!({"ok": true}))
+        })
+        .await;
+        assert_eq!(fine.status(), StatusCode::OK);
     }
 }

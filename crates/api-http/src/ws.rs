@@ -33,6 +33,8 @@ use crate::error_code::{ApiError, ErrorCode};
 use crate::response::{Body, elapsed_ms, error_response};
 use crate::server::ApiState;
 
+/// The read buffer of a connection.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// The longest subscription id accepted.
 const MAX_SUBSCRIPTION_ID_LEN: usize = 128;
 /// How long a last message may take to reach a client being disconnected.
@@ -77,7 +79,10 @@ pub(crate) async fn upgrade(
         let _guard = guard;
         match hyper::upgrade::on(request).await {
             Ok(upgraded) => {
+                // Small read buffers: an idle connection should cost kilobytes, not the
+                // default 128 KiB; messages from clients are small.
                 let config = WebSocketConfig::default()
+                    .read_buffer_size(READ_BUFFER_BYTES)
                     .max_message_size(Some(task_state.config.body_limit_bytes))
                     .max_frame_size(Some(task_state.config.body_limit_bytes))
                     .max_write_buffer_size(task_state.config.body_limit_bytes.max(1 << 20) * 2);

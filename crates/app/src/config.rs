@@ -212,7 +212,7 @@ const KEYS: [&str; 16] = [
 
 /// The shortest `auth.jwt_secret` accepted: HS256 keys shorter than its 32-byte output
 /// make tokens easier to forge.
-const MIN_JWT_SECRET_BYTES: usize = 32;
+pub(crate) const MIN_JWT_SECRET_BYTES: usize = 32;
 
 impl Config {
     /// Loads the configuration for `flags`: the file `flags.config` or else

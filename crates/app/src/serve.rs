@@ -15,7 +15,7 @@ use calamus_query::statement::UserChange;
 use datafusion::sql::sqlparser::ast::Ident;
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, MIN_JWT_SECRET_BYTES};
 use crate::database::Database;
 use crate::error::AppError;
 
@@ -110,7 +110,17 @@ fn stored_jwt_secret(data_dir: &Path) -> Result<Vec<u8>, AppError> {
         reason: e.to_string(),
     };
     match std::fs::read_to_string(&path) {
-        Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().as_bytes().to_vec()),
+        Ok(secret) if secret.trim().len() >= MIN_JWT_SECRET_BYTES => return Ok(secret.trim().as_bytes().to_vec()),
+        Ok(secret) if !secret.trim().is_empty() => {
+            return Err(AppError::DataDirectory {
+                path: path.display().to_string(),
+                reason: format!(
+                    "the token secret in it is {} bytes long, shorter than {MIN_JWT_SECRET_BYTES}: delete the file to \
+                     have a new one generated (tokens signed with the old one stop working)",
+                    secret.trim().len()
+                ),
+            });
+        }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(failure(e)),
@@ -186,5 +196,29 @@ async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => tracing::info!("SIGINT: shutting down"),
         () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_secret_is_generated_once_and_a_short_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = stored_jwt_secret(dir.path()).unwrap();
+        assert_eq!(first.len(), 64, "256 bits as hex");
+        assert_eq!(stored_jwt_secret(dir.path()).unwrap(), first, "kept across starts");
+
+        std::fs::write(dir.path().join(JWT_SECRET_FILE), "short").unwrap();
+        let error = stored_jwt_secret(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("5 bytes long"), "{error}");
+
+        std::fs::write(dir.path().join(JWT_SECRET_FILE), "\n").unwrap();
+        assert_eq!(
+            stored_jwt_secret(dir.path()).unwrap().len(),
+            64,
+            "an empty file is replaced"
+        );
     }
 }

@@ -220,7 +220,14 @@ impl KvRowStore {
     ) -> DomainResult<Vec<StoredRow>> {
         let keyspace = table.keyspace();
         let codec = RowCodec::new(table.schema());
-        let existing = self.live_stream_keys(table, partition)?;
+        // The partition's live keys are needed only to keep a primary key unique or to trim
+        // to MAX_ROWS; an append-only stream inserts without reading.
+        let needs_existing = table.schema().primary_key.is_some() || table.options.max_rows.is_some();
+        let existing = if needs_existing {
+            self.live_stream_keys(table, partition)?
+        } else {
+            Vec::new()
+        };
         let mut taken: HashSet<Vec<u8>> = existing.iter().filter_map(|(_, pk)| pk.clone()).collect();
         let mut batch = WriteBatch::new();
         let mut written = Vec::with_capacity(rows.len());

@@ -292,7 +292,7 @@ fn connection_reason(error: &ureq::Error) -> String {
 pub fn run_sql(options: &ClientOptions, sql: &str, format: OutputFormat, out: &mut impl Write) -> Result<(), AppError> {
     let mut client = SqlClient::connect(options)?;
     let response = client.execute(sql)?;
-    write_results(&response, format, out)?;
+    write_results(&response, format, out, &mut std::io::stderr())?;
     out.flush()?;
     Ok(())
 }

@@ -81,19 +81,30 @@ fn is_numeric(data_type: Option<&Value>) -> bool {
     }
 }
 
-/// Writes the results of a batch to `out` in `format`.
-pub fn write_results(response: &SqlResponse, format: OutputFormat, out: &mut impl Write) -> Result<(), AppError> {
+/// Writes the results of a batch to `out` in `format`. In CSV, `out` holds only rows, so a
+/// statement's message (`Inserted 3 row(s)`) goes to `notes` (the caller's stderr).
+pub fn write_results(
+    response: &SqlResponse,
+    format: OutputFormat,
+    out: &mut impl Write,
+    notes: &mut impl Write,
+) -> Result<(), AppError> {
     if format == OutputFormat::Json {
         writeln!(out, "{}", response.results_json)?;
         return Ok(());
     }
     let mut after_rows = false;
     for result in &response.results {
-        // A blank line between a table and what follows keeps several results apart.
-        if after_rows {
+        let result = StatementResult::from_json(result);
+        let goes_to_out = format != OutputFormat::Csv || matches!(result, StatementResult::Rows { .. });
+        // A blank line between a table and what follows it in `out` keeps results apart.
+        if after_rows && goes_to_out {
             writeln!(out)?;
         }
-        match StatementResult::from_json(result) {
+        match result {
+            StatementResult::Message(message) if format == OutputFormat::Csv => {
+                writeln!(notes, "{message}")?;
+            }
             StatementResult::Message(message) => {
                 writeln!(out, "{message}")?;
                 after_rows = false;
@@ -246,9 +257,14 @@ mod tests {
             results_json: results.to_string(),
             took_ms: None,
         };
-        let mut out = Vec::new();
-        write_results(&response, format, &mut out).unwrap();
-        String::from_utf8(out).unwrap()
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        write_results(&response, format, &mut out, &mut notes).unwrap();
+        let (out, notes) = (String::from_utf8(out).unwrap(), String::from_utf8(notes).unwrap());
+        if notes.is_empty() {
+            out
+        } else {
+            format!("{out}[notes]\n{notes}")
+        }
     }
 
     #[test]
@@ -321,7 +337,8 @@ mod tests {
         );
         assert_eq!(
             render(results, OutputFormat::Csv),
-            "Namespace 'app' created successfully\nInserted 3 row(s)\n"
+            "[notes]\nNamespace 'app' created successfully\nInserted 3 row(s)\n",
+            "CSV output holds rows only"
         );
     }
 
@@ -340,7 +357,7 @@ mod tests {
         );
         assert_eq!(
             render(results, OutputFormat::Csv),
-            "Inserted 1 row(s)\nid,price\n7,12.50\n\nDeleted 1 row(s)\n"
+            "id,price\n7,12.50\n[notes]\nInserted 1 row(s)\nDeleted 1 row(s)\n"
         );
     }
 

@@ -107,7 +107,7 @@ pub fn run_prompt(client: &mut SqlClient, format: OutputFormat) -> Result<(), Ap
 fn run_one(client: &mut SqlClient, statement: &str, format: OutputFormat) {
     let mut stdout = std::io::stdout().lock();
     let outcome = client.execute(statement).and_then(|response| {
-        write_results(&response, format, &mut stdout)?;
+        write_results(&response, format, &mut stdout, &mut std::io::stderr())?;
         Ok(response.took_ms)
     });
     let _ = stdout.flush();
