@@ -180,6 +180,14 @@ impl QueryEngine {
             } => ddl::namespace::drop(self, &name, if_exists, cascade).await,
             Statement::ShowNamespaces => show::namespaces(self, session),
             Statement::KillLiveQuery { live_id } => live::kill(self, session, &live_id),
+            Statement::CreateStorage {
+                name,
+                if_not_exists,
+                options,
+            } => ddl::storage::create(self, &name, if_not_exists, options).await,
+            Statement::AlterStorage { name, options } => ddl::storage::alter(self, &name, options).await,
+            Statement::DropStorage { name, if_exists } => ddl::storage::drop(self, &name, if_exists).await,
+            Statement::ShowStorages => show::storages(self),
             Statement::Use { namespace } => ddl::namespace::use_namespace(self, session, &namespace),
             Statement::CreateTable {
                 kind,

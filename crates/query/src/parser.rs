@@ -254,8 +254,15 @@ impl CalamusParser<'_, '_> {
                 email,
             });
         }
-        if self.words_are(&["STORAGE"]) {
-            return self.not_available(UnavailableFeature::CreateStorage);
+        if self.eat_words(&["STORAGE"]) {
+            let if_not_exists = self.if_not_exists();
+            let name = self.ident()?;
+            let options = self.storage_options()?;
+            return Ok(Statement::CreateStorage {
+                name,
+                if_not_exists,
+                options,
+            });
         }
         let unique = self.eat_words(&["UNIQUE"]);
         if self.eat_words(&["INDEX"]) {
@@ -328,8 +335,12 @@ impl CalamusParser<'_, '_> {
                 name: self.ident()?,
             });
         }
-        if self.words_are(&["STORAGE"]) {
-            return self.not_available(UnavailableFeature::DropStorage);
+        if self.eat_words(&["STORAGE"]) {
+            let if_exists = self.if_exists();
+            return Ok(Statement::DropStorage {
+                if_exists,
+                name: self.ident()?,
+            });
         }
         if self.eat_words(&["INDEX"]) {
             self.if_exists();
@@ -383,7 +394,42 @@ impl CalamusParser<'_, '_> {
             };
             return Ok(Statement::AlterUser { name, change });
         }
-        self.not_available(UnavailableFeature::AlterStorage)
+        self.expect_words(&["STORAGE"])?;
+        let name = self.ident()?;
+        self.expect_words(&["SET"])?;
+        let options = self.storage_options()?;
+        if options.is_empty() {
+            return Err(QueryError::Syntax(
+                "ALTER STORAGE id SET takes options: BASE_DIRECTORY '...', SHARED_TABLES_TEMPLATE '...', \
+                 USER_TABLES_TEMPLATE '...'"
+                    .into(),
+            ));
+        }
+        Ok(Statement::AlterStorage { name, options })
+    }
+
+    /// `NAME [=] 'value'` pairs of a storage, optionally comma separated.
+    fn storage_options(&mut self) -> QueryResult<Vec<(String, String)>> {
+        let mut options = Vec::new();
+        while let Some(word) = self.word(0) {
+            let known = [
+                "TYPE",
+                "BASE_DIRECTORY",
+                "SHARED_TABLES_TEMPLATE",
+                "USER_TABLES_TEMPLATE",
+            ];
+            if !known.contains(&word.as_str()) {
+                return Err(QueryError::Syntax(format!(
+                    "unknown storage option {word}: the options are TYPE, BASE_DIRECTORY, SHARED_TABLES_TEMPLATE \
+                     and USER_TABLES_TEMPLATE"
+                )));
+            }
+            self.parser.next_token();
+            let _ = self.parser.consume_token(&Token::Eq);
+            options.push((word, self.string()?));
+            let _ = self.parser.consume_token(&Token::Comma);
+        }
+        Ok(options)
     }
 
     fn parse_show(&mut self) -> QueryResult<Statement> {
@@ -403,8 +449,8 @@ impl CalamusParser<'_, '_> {
                 name: self.object_name()?,
             });
         }
-        if self.words_are(&["SHOW", "STORAGES"]) {
-            return self.not_available(UnavailableFeature::ShowStorages);
+        if self.eat_words(&["SHOW", "STORAGES"]) {
+            return Ok(Statement::ShowStorages);
         }
         Err(QueryError::Syntax(format!(
             "unknown SHOW statement: expected SHOW NAMESPACES, SHOW TABLES [IN ns] or SHOW STATS FOR TABLE t, found SHOW {}",

@@ -49,6 +49,17 @@ pub fn namespaces(engine: &QueryEngine, session: &Session) -> QueryResult<Statem
     ])
 }
 
+/// `SHOW STORAGES`: the rows of `system.storages`.
+pub fn storages(engine: &QueryEngine) -> QueryResult<StatementOutput> {
+    let snapshot = engine.catalog.snapshot();
+    let batch = crate::providers::system::system_batch("storages", &snapshot, &engine.live, None)?
+        .expect("system.storages exists");
+    Ok(StatementOutput::Rows {
+        schema: batch.schema(),
+        batches: vec![batch],
+    })
+}
+
 /// `SHOW TABLES [IN ns]`: every table the session may read, or those of one namespace.
 pub fn tables(engine: &QueryEngine, session: &Session, namespace: Option<&Ident>) -> QueryResult<StatementOutput> {
     let snapshot = engine.catalog.snapshot();

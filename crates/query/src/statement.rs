@@ -23,14 +23,6 @@ pub enum UnavailableFeature {
     KillJob,
     /// `STORAGE FLUSH ...` / `FLUSH TABLE ...`.
     Flush,
-    /// `CREATE STORAGE`.
-    CreateStorage,
-    /// `ALTER STORAGE`.
-    AlterStorage,
-    /// `DROP STORAGE`.
-    DropStorage,
-    /// `SHOW STORAGES`.
-    ShowStorages,
 }
 
 impl UnavailableFeature {
@@ -40,10 +32,6 @@ impl UnavailableFeature {
             UnavailableFeature::Subscribe => "live queries (SUBSCRIBE TO) are served over WebSocket at /v1/ws",
             UnavailableFeature::KillJob => "KILL JOB",
             UnavailableFeature::Flush => "flushing to cold storage (STORAGE FLUSH / FLUSH TABLE)",
-            UnavailableFeature::CreateStorage => "storages (CREATE STORAGE)",
-            UnavailableFeature::AlterStorage => "storages (ALTER STORAGE)",
-            UnavailableFeature::DropStorage => "storages (DROP STORAGE)",
-            UnavailableFeature::ShowStorages => "storages (SHOW STORAGES)",
         }
     }
 }
@@ -68,6 +56,23 @@ pub enum Statement {
     ShowNamespaces,
     /// `KILL LIVE QUERY '<live_id>'`.
     KillLiveQuery { live_id: String },
+    /// `CREATE STORAGE [IF NOT EXISTS] id TYPE 'filesystem' BASE_DIRECTORY '...'
+    /// [SHARED_TABLES_TEMPLATE '...'] [USER_TABLES_TEMPLATE '...']`: options by upper-case
+    /// name.
+    CreateStorage {
+        name: Ident,
+        if_not_exists: bool,
+        options: Vec<(String, String)>,
+    },
+    /// `ALTER STORAGE id SET OPTION 'value' [, ...]`.
+    AlterStorage {
+        name: Ident,
+        options: Vec<(String, String)>,
+    },
+    /// `DROP STORAGE [IF EXISTS] id`.
+    DropStorage { name: Ident, if_exists: bool },
+    /// `SHOW STORAGES`.
+    ShowStorages,
     /// `USE [NAMESPACE] ns`.
     Use { namespace: Ident },
     /// `CREATE [USER | SHARED | STREAM] TABLE ...`, with the older trailing option forms

@@ -61,6 +61,10 @@ impl StatementCheck<'_> {
             Statement::ShowNamespaces | Statement::ShowTables { .. } | Statement::Use { .. } => Ok(()),
             // Whose live query it is can only be told when it runs (see `live::kill`).
             Statement::KillLiveQuery { .. } => Ok(()),
+            Statement::CreateStorage { .. }
+            | Statement::AlterStorage { .. }
+            | Statement::DropStorage { .. }
+            | Statement::ShowStorages => self.administer("manage storages"),
             Statement::CreateTable {
                 kind,
                 create,
@@ -97,10 +101,6 @@ impl StatementCheck<'_> {
                 UnavailableFeature::Subscribe => Ok(()),
                 UnavailableFeature::KillJob => self.require(may_operate(self.role()), || "kill jobs".into()),
                 UnavailableFeature::Flush => self.require(may_operate(self.role()), || "flush tables".into()),
-                UnavailableFeature::CreateStorage
-                | UnavailableFeature::AlterStorage
-                | UnavailableFeature::DropStorage
-                | UnavailableFeature::ShowStorages => self.administer("manage storages"),
             },
             Statement::Sql(statement) => self.sql(statement),
         }

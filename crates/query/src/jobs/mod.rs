@@ -6,6 +6,7 @@
 
 pub mod stream_eviction;
 
+use calamus_domain::ids::now_micros;
 use calamus_domain::model::JobStatus;
 use calamus_domain::{Catalog, DomainResult};
 
@@ -28,9 +29,4 @@ pub async fn recover_interrupted(catalog: &dyn Catalog) -> DomainResult<usize> {
         catalog.put_job(job).await?;
     }
     Ok(interrupted.len())
-}
-
-/// Now, in microseconds since the epoch.
-pub(crate) fn now_micros() -> i64 {
-    calamus_domain::ids::now_millis() as i64 * 1000
 }

@@ -15,7 +15,7 @@ use calamus_domain::model::{JobRecord, JobStatus, TableKind};
 use calamus_domain::{Catalog, RowStore};
 use tokio::sync::watch;
 
-use super::now_micros;
+use calamus_domain::ids::now_micros;
 
 /// How often a table's job row is rewritten while rows are being removed.
 pub const RECORD_EVERY: Duration = Duration::from_secs(10);

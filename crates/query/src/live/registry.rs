@@ -14,7 +14,7 @@ use calamus_domain::model::Role;
 use calamus_domain::{ChangeBatch, ChangeListener, Partition, TableId, UserId};
 use parking_lot::RwLock;
 
-use crate::jobs::now_micros;
+use calamus_domain::ids::now_micros;
 use tokio::sync::{Notify, mpsc};
 
 /// What a connection's task receives.

@@ -53,6 +53,19 @@ pub fn system_table(
     live: &LiveQueries,
     owner: Option<&UserId>,
 ) -> Result<Option<Arc<dyn TableProvider>>> {
+    let Some(batch) = system_batch(name, snapshot, live, owner)? else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?)))
+}
+
+/// The rows of system table `name`, if there is one, as [`system_table`] serves them.
+pub fn system_batch(
+    name: &str,
+    snapshot: &CatalogSnapshot,
+    live: &LiveQueries,
+    owner: Option<&UserId>,
+) -> Result<Option<RecordBatch>> {
     let (fields, columns) = match name {
         "namespaces" => namespaces(snapshot),
         "tables" => tables(snapshot),
@@ -69,7 +82,7 @@ pub fn system_table(
     if let Some(owner) = owner {
         batch = rows_of(&batch, owner)?;
     }
-    Ok(Some(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?)))
+    Ok(Some(batch))
 }
 
 /// The rows of `batch` whose `user_id` column is `owner`.
