@@ -85,6 +85,10 @@ pub struct StorageConfig {
     /// The data directory, created if missing; relative paths are taken from the working
     /// directory (`./data`).
     pub data_dir: PathBuf,
+    /// Whether every acknowledged write is fsynced before it is acknowledged, so that an
+    /// operating-system crash or power loss loses nothing either (false). A killed process
+    /// loses nothing acknowledged either way. sled always syncs each write.
+    pub sync_writes: bool,
 }
 
 impl Default for StorageConfig {
@@ -92,6 +96,7 @@ impl Default for StorageConfig {
         Self {
             backend: StorageBackend::RocksDb,
             data_dir: PathBuf::from("./data"),
+            sync_writes: false,
         }
     }
 }
@@ -191,7 +196,8 @@ pub const ENV_VARS: [(&str, &str); 7] = [
 ];
 
 /// Every key of the file, for checking a whole file at once.
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 17] = [
+    "storage.sync_writes",
     "server.listen",
     "server.live_queue_capacity",
     "server.live_max_subscriptions",

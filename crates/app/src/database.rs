@@ -122,13 +122,27 @@ fn check_backend_marker(data_dir: &Path, backend: StorageBackend) -> Result<(), 
 }
 
 impl Database {
-    /// Opens (creating if needed) the database in `data_dir` with `backend`.
+    /// Opens (creating if needed) the database in `data_dir` with `backend`, writes
+    /// durable against a killed process (see [`Self::open_with_sync`]).
     pub fn open(backend: StorageBackend, data_dir: &Path) -> Result<Self, AppError> {
+        Self::open_with_sync(backend, data_dir, false)
+    }
+
+    /// [`Self::open`]; with `sync_writes`, every write is also fsynced before it is
+    /// acknowledged (RocksDB's write-ahead log; sled syncs every write anyway), so an
+    /// operating-system crash loses nothing acknowledged either.
+    pub fn open_with_sync(backend: StorageBackend, data_dir: &Path, sync_writes: bool) -> Result<Self, AppError> {
         std::fs::create_dir_all(data_dir).map_err(|e| data_dir_error(data_dir, e.to_string()))?;
         check_backend_marker(data_dir, backend)?;
         let store = data_dir.join(STORE_DIR);
         let kv: Arc<dyn KvEngine> = match backend {
-            StorageBackend::RocksDb => Arc::new(calamus_storage_rocksdb::open(&store, &Default::default())?),
+            StorageBackend::RocksDb => {
+                let config = calamus_storage_rocksdb::RocksDbConfig {
+                    sync_writes,
+                    ..Default::default()
+                };
+                Arc::new(calamus_storage_rocksdb::open(&store, &config)?)
+            }
             StorageBackend::Sled => Arc::new(calamus_storage_sled::open(&store, &Default::default())?),
         };
         let catalog = Arc::new(KvCatalog::open(Arc::clone(&kv))?);
