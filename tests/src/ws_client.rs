@@ -65,7 +65,25 @@ impl WsClient {
 
     /// Sends raw text.
     pub fn send_text(&mut self, text: &str) {
-        self.socket.send(Message::text(text)).expect("the message is sent");
+        self.try_send_text(text).expect("the message is sent");
+    }
+
+    /// Sends raw text, giving the error if the connection failed.
+    pub fn try_send_text(&mut self, text: &str) -> Result<(), tungstenite::Error> {
+        self.socket.send(Message::text(text))
+    }
+
+    /// Writes a raw text frame whose payload is not UTF-8 (a client library refuses to).
+    pub fn send_invalid_utf8_text(&mut self) {
+        use std::io::Write;
+        let payload = [0xffu8, 0xfe, 0x80, b'{'];
+        let mask = [0x12u8, 0x34, 0x56, 0x78];
+        let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        let stream = self.socket.get_mut();
+        stream.write_all(&frame).expect("the frame is written");
+        stream.flush().expect("flushed");
     }
 
     /// The next JSON message (pings and pongs skipped); panics after [`MESSAGE_TIMEOUT`].

@@ -1,5 +1,6 @@
 //! `/v1/api/auth/login`, `/v1/api/auth/refresh` and `/v1/api/auth/me`.
 
+use crate::json_body::from_object;
 use std::net::IpAddr;
 
 use calamus_domain::model::User;
@@ -21,10 +22,10 @@ struct LoginRequest {
 
 /// `POST /v1/api/auth/login`: checks the password, answers a token pair.
 pub async fn login(auth: &Authenticator, body: &[u8], peer: IpAddr) -> Result<Value, ApiError> {
-    let request: LoginRequest = serde_json::from_slice(body).map_err(|e| {
+    let request: LoginRequest = from_object(body).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidInput,
-            format!("the body must be JSON {{\"user\": \"...\", \"password\": \"...\"}}: {e}"),
+            format!("the body must be a JSON object {{\"user\": \"...\", \"password\": \"...\"}}: {e}"),
         )
     })?;
     let user = auth.check_password(&request.user, &request.password, peer).await?;

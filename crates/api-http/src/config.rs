@@ -14,6 +14,8 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Rows one result may hold (`None`: unlimited); a cut result says `"truncated": true`.
     pub max_result_rows: Option<u64>,
+    /// Statements one SQL request may hold; more are refused (400) before any runs.
+    pub max_statements_per_request: usize,
     /// Whether `/metrics` answers loopback callers only.
     pub metrics_loopback_only: bool,
     /// The HS256 secret tokens are signed with.
@@ -47,6 +49,7 @@ impl HttpConfig {
             body_limit_bytes: 10 * 1024 * 1024,
             max_connections: 1024,
             max_result_rows: None,
+            max_statements_per_request: 1000,
             metrics_loopback_only: true,
             jwt_secret,
             access_token_ttl: Duration::from_secs(3600),

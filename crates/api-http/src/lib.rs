@@ -9,6 +9,7 @@ pub mod auth_routes;
 pub mod config;
 pub mod encode;
 pub mod error_code;
+pub mod json_body;
 pub mod metrics;
 pub mod rate_limit;
 pub mod response;

@@ -328,6 +328,7 @@ async fn dispatch(
             };
             let limits = SqlLimits {
                 max_result_rows: state.config.max_result_rows,
+                max_statements: state.config.max_statements_per_request,
             };
             return sql::handle(&state.engine, &caller, &body, limits, started).await;
         }

@@ -21,6 +21,8 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::{Response, StatusCode};
 use serde::Deserialize;
+
+use crate::json_body::from_object;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
@@ -55,6 +57,8 @@ struct Batch {
 pub struct SqlLimits {
     /// Rows one result may hold; more are cut and the result says `"truncated": true`.
     pub max_result_rows: Option<u64>,
+    /// Statements one request may hold; more are refused before any runs.
+    pub max_statements: usize,
 }
 
 /// Handles a SQL request of `caller` whose body is `body`; `started` is when it arrived.
@@ -65,7 +69,7 @@ pub async fn handle(
     limits: SqlLimits,
     started: Instant,
 ) -> Response<Body> {
-    let batch = match prepare(engine, caller, body) {
+    let batch = match prepare(engine, caller, body, limits) {
         Ok(batch) => batch,
         Err(error) => return error_response(&error, elapsed_ms(started)),
     };
@@ -86,13 +90,16 @@ pub async fn handle(
 }
 
 /// Decodes, parses and authorises the whole batch.
-fn prepare(engine: &QueryEngine, caller: &User, body: &[u8]) -> Result<Batch, ApiError> {
-    let request: SqlRequest = serde_json::from_slice(body).map_err(|e| {
+fn prepare(engine: &QueryEngine, caller: &User, body: &[u8], limits: SqlLimits) -> Result<Batch, ApiError> {
+    let invalid = |why: String| {
         ApiError::new(
             ErrorCode::InvalidInput,
-            format!("the body must be JSON {{\"sql\": \"...\", \"params\": [...], \"namespace_id\": \"...\"}}: {e}"),
+            format!(
+                "the body must be a JSON object {{\"sql\": \"...\", \"params\": [...], \"namespace_id\": \"...\"}}: {why}"
+            ),
         )
-    })?;
+    };
+    let request: SqlRequest = from_object(body).map_err(invalid)?;
     if request.sql.trim().is_empty() {
         return Err(ApiError::new(ErrorCode::EmptySql, "the request holds no SQL"));
     }
@@ -106,6 +113,17 @@ fn prepare(engine: &QueryEngine, caller: &User, body: &[u8]) -> Result<Batch, Ap
         .map_err(|e| statement_error(e, caller.role, None))?;
     if statements.is_empty() {
         return Err(ApiError::new(ErrorCode::EmptySql, "the request holds no statement"));
+    }
+    if statements.len() > limits.max_statements {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "a request holds at most {} statements (server.max_statements_per_request); this one has {}; \
+                 nothing was run",
+                limits.max_statements,
+                statements.len()
+            ),
+        ));
     }
     let params = request.params.unwrap_or_default();
     if !params.is_empty() && statements.len() > 1 {

@@ -30,6 +30,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use crate::auth::TokenType;
 use crate::encode::{schema_json, write_rows_as_objects};
 use crate::error_code::{ApiError, ErrorCode};
+use crate::json_body::{from_object, from_object_value};
 use crate::response::{Body, elapsed_ms, error_response};
 use crate::server::ApiState;
 
@@ -121,7 +122,8 @@ enum ClientMessage {
         protocol: Option<Value>,
     },
     Subscribe {
-        subscription: SubscribeRequest,
+        /// A [`SubscribeRequest`], checked to be an object when it is read.
+        subscription: Value,
     },
     NextBatch {
         subscription_id: String,
@@ -240,7 +242,7 @@ async fn authenticate_first(state: &ApiState, socket: &mut Socket) -> Option<Use
             state.config.live_auth_timeout.as_secs_f64()
         )),
         Ok(None | Some(Err(_))) => return None,
-        Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<ClientMessage>(&text) {
+        Ok(Some(Ok(Message::Text(text)))) => match from_object::<ClientMessage>(text.as_bytes()) {
             Ok(ClientMessage::Authenticate { method, token, .. }) => {
                 if method.as_deref().is_some_and(|m| !m.eq_ignore_ascii_case("jwt")) {
                     Err("only the jwt method is accepted".to_owned())
@@ -324,7 +326,7 @@ impl LiveSession<'_> {
     }
 
     async fn on_client_message(&mut self, text: &str) -> Vec<Message> {
-        let message = match serde_json::from_str::<ClientMessage>(text) {
+        let message = match from_object::<ClientMessage>(text.as_bytes()) {
             Ok(message) => message,
             Err(error) => {
                 return vec![error_message(
@@ -353,7 +355,14 @@ impl LiveSession<'_> {
                     )],
                 }
             }
-            ClientMessage::Subscribe { subscription } => self.subscribe(subscription).await,
+            ClientMessage::Subscribe { subscription } => match from_object_value::<SubscribeRequest>(subscription) {
+                Ok(subscription) => self.subscribe(subscription).await,
+                Err(error) => vec![error_message(
+                    None,
+                    "INVALID_INPUT",
+                    &format!("subscription must be an object {{\"id\", \"sql\", \"options\"?}}: {error}"),
+                )],
+            },
             ClientMessage::NextBatch { subscription_id, .. } => match self.subscriptions.get_mut(&subscription_id) {
                 Some(subscription) => {
                     let result = subscription.next_batch();

@@ -53,6 +53,9 @@ pub struct ServerConfig {
     pub live_queue_capacity: usize,
     /// Subscriptions one WebSocket connection may hold (100).
     pub live_max_subscriptions: usize,
+    /// Statements one SQL request may hold; a longer batch is refused before any runs
+    /// (1000).
+    pub max_statements_per_request: usize,
 }
 
 /// The server's own defaults: the ones `HttpConfig` has, on 127.0.0.1:8080.
@@ -72,6 +75,7 @@ impl Default for ServerConfig {
             rate_limit_per_user: http.rate_limit_per_user,
             live_queue_capacity: http.live_queue_capacity,
             live_max_subscriptions: http.live_max_subscriptions,
+            max_statements_per_request: http.max_statements_per_request,
         }
     }
 }
@@ -196,7 +200,8 @@ pub const ENV_VARS: [(&str, &str); 7] = [
 ];
 
 /// Every key of the file, for checking a whole file at once.
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 18] = [
+    "server.max_statements_per_request",
     "storage.sync_writes",
     "server.listen",
     "server.live_queue_capacity",
@@ -368,6 +373,7 @@ impl Config {
             "server.body_limit_bytes" => at_least_one(self.server.body_limit_bytes as u64),
             "server.max_connections" => at_least_one(self.server.max_connections as u64),
             "server.live_queue_capacity" => at_least_one(self.server.live_queue_capacity as u64),
+            "server.max_statements_per_request" => at_least_one(self.server.max_statements_per_request as u64),
             "server.live_max_subscriptions" => at_least_one(self.server.live_max_subscriptions as u64),
             "server.rate_limit_per_user" => match self.server.rate_limit_per_user {
                 Some(0) => Err("must be at least 1; leave the key out for no limit".into()),

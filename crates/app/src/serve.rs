@@ -103,6 +103,7 @@ fn http_config(config: &Config, jwt_secret: Vec<u8>) -> HttpConfig {
     http.rate_limit_per_user = config.server.rate_limit_per_user;
     http.live_queue_capacity = config.server.live_queue_capacity;
     http.live_max_subscriptions = config.server.live_max_subscriptions;
+    http.max_statements_per_request = config.server.max_statements_per_request;
     http
 }
 
