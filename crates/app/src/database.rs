@@ -151,7 +151,7 @@ impl Database {
         let live = Arc::new(LiveQueries::new());
         let rows =
             Arc::new(KvRowStore::new(Arc::clone(&kv), Arc::clone(&seq)).with_change_listener(Arc::clone(&live) as _));
-        let engine = Arc::new(QueryEngine::new(catalog, rows, seq, live));
+        let engine = Arc::new(QueryEngine::new(catalog, rows, seq, live).with_cold_storage(data_dir));
         Ok(Self {
             engine,
             kv,
@@ -167,8 +167,12 @@ impl Database {
 fn drop_orphan_keyspaces(kv: &dyn KvEngine, catalog: &KvCatalog) -> Result<(), AppError> {
     let live = catalog.live_table_keyspaces();
     for keyspace in kv.keyspaces()? {
-        let is_table_keyspace = keyspace.starts_with('t') && keyspace[1..].chars().all(|c| c.is_ascii_digit());
-        if is_table_keyspace && !live.contains(&keyspace) {
+        // `t<uid>` holds a table's hot rows, `t<uid>c` its cold key index.
+        let table_keyspace = keyspace.strip_suffix('c').unwrap_or(&keyspace);
+        let is_table_keyspace = table_keyspace.starts_with('t')
+            && table_keyspace.len() > 1
+            && table_keyspace[1..].chars().all(|c| c.is_ascii_digit());
+        if is_table_keyspace && !live.contains(&table_keyspace.to_owned()) {
             kv.drop_keyspace(&keyspace)?;
         }
     }

@@ -1,5 +1,6 @@
-//! Crash safety: the `calamus` binary under a mixed write load from several users, killed
-//! with SIGKILL at random moments and restarted, on each backend.
+//! Crash safety: the `calamus` binary under a mixed write load from several users, with
+//! flushes to Parquet running meanwhile, killed with SIGKILL at random moments and
+//! restarted, on each backend.
 //!
 //! After every restart: each acknowledged write is there with its last acknowledged value;
 //! the statement that was in flight when the process died is either wholly applied or not
@@ -183,7 +184,12 @@ fn write_load(port: u16, user: String, mut model: Model, seed: u64, stop: Arc<At
             }
         };
         match sql(&agent, port, &authorization, &statement) {
-            Ok(_) => apply(&mut model.rows, &effect),
+            Ok(answer) => {
+                // Every statement here changes exactly the rows it names.
+                let count = answer["results"][0]["row_count"].as_u64();
+                assert_eq!(count, Some(effect.0.len() as u64), "{user}: {statement}: {answer}");
+                apply(&mut model.rows, &effect)
+            }
             Err(None) => {
                 model.in_flight = Some(effect);
                 break;
@@ -276,9 +282,25 @@ fn crash_repeatedly(backend: &str) {
                 std::thread::spawn(move || write_load(port, writer(i), model, seed, stop))
             })
             .collect();
+        // Flushes hand rows over to the cold tier while the writers write.
+        let flusher = {
+            let (port, stop) = (running.port, Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let agent = agent();
+                while !stop.load(Ordering::Relaxed) {
+                    match sql(&agent, port, &basic("root", ""), "FLUSH TABLE app.ledger") {
+                        Ok(_) => {}
+                        Err(None) => return, // The server died.
+                        Err(Some(error)) => panic!("a flush failed: {error}"),
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
         std::thread::sleep(Duration::from_millis(200 + rng.below(800)));
         running.kill();
         stop.store(true, Ordering::Relaxed);
+        flusher.join().expect("the flusher");
         models = writers.into_iter().map(|w| w.join().expect("a writer")).collect();
 
         let restarted = Server::start(backend, &data_dir);

@@ -92,6 +92,11 @@ pub enum DomainError {
     #[error("storage engine error: {0}")]
     Storage(String),
 
+    /// A read overlapped a flush of the rows it read, and may have missed some: running
+    /// the statement again reads them.
+    #[error("{0}")]
+    ReadRacedFlush(String),
+
     /// A password could not be hashed or checked.
     #[error("password hashing failed: {0}")]
     Password(String),

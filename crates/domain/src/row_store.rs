@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use crate::codec::RowVersion;
 use crate::error::DomainResult;
 use crate::keys::Partition;
-use crate::model::TableDefinition;
+use crate::model::{Manifest, Segment, TableDefinition};
 use crate::types::Value;
 
 /// One stored row: its row id (the key without the partition prefix) and its latest version.
@@ -30,6 +30,9 @@ pub struct RowChange {
     pub values: Vec<Value>,
     /// Whether this change deletes the row.
     pub delete: bool,
+    /// The version the change was read from (values in schema order, its `_seq`), as the
+    /// query saw it: the store uses it when the row's newest version is in the cold tier.
+    pub old: Option<RowVersion>,
 }
 
 /// What a scan reads.
@@ -112,4 +115,25 @@ pub trait RowStore: std::fmt::Debug + Send + Sync + 'static {
     /// Removes STREAM rows past their TTL or past `MAX_ROWS`, in every partition; returns
     /// how many were removed.
     async fn evict_stream_rows(&self, table: &TableDefinition) -> DomainResult<u64>;
+
+    /// The manifest of a partition's cold tier (empty if it never flushed).
+    fn manifest(&self, table: &TableDefinition, partition: &Partition) -> DomainResult<Manifest>;
+
+    /// The manifests of every partition of a table that flushed.
+    fn manifests(&self, table: &TableDefinition) -> DomainResult<Vec<(Partition, Manifest)>>;
+
+    /// The partitions of a table holding hot rows (what a flush of the table visits).
+    fn hot_partitions(&self, table: &TableDefinition) -> DomainResult<Vec<Partition>>;
+
+    /// Hands flushed rows over to the cold tier in one atomic write: `segment` (already
+    /// written and synced) joins the partition's manifest, and each flushed
+    /// `(row id, _seq, deleted)` leaves the hot tier unless the row was written again
+    /// since. Gives how many hot versions were removed.
+    async fn commit_flush(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+        segment: Segment,
+        flushed: Vec<(Vec<u8>, i64, bool)>,
+    ) -> DomainResult<u64>;
 }

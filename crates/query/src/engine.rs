@@ -17,6 +17,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement as SqlStatement};
 
 use crate::authorization::{authorize, denied, rules};
+use crate::cold::ColdStorage;
 use crate::error::{QueryError, QueryResult};
 use crate::functions::{id_functions, session_functions};
 use crate::live::{self, LiveQueries};
@@ -36,6 +37,7 @@ pub struct QueryEngine {
     pub(crate) rows: Arc<dyn RowStore>,
     pub(crate) snowflake: Arc<SnowflakeGenerator>,
     pub(crate) live: Arc<LiveQueries>,
+    pub(crate) cold: Option<ColdStorage>,
     base_state: SessionState,
 }
 
@@ -70,8 +72,16 @@ impl QueryEngine {
             rows,
             snowflake,
             live,
+            cold: None,
             base_state,
         }
+    }
+
+    /// The same engine, flushing to and reading cold segments from storages whose
+    /// relative paths are under `data_dir`.
+    pub fn with_cold_storage(mut self, data_dir: impl Into<std::path::PathBuf>) -> Self {
+        self.cold = Some(ColdStorage::new(data_dir));
+        self
     }
 
     /// The row store port.
@@ -188,6 +198,9 @@ impl QueryEngine {
             Statement::AlterStorage { name, options } => ddl::storage::alter(self, &name, options).await,
             Statement::DropStorage { name, if_exists } => ddl::storage::drop(self, &name, if_exists).await,
             Statement::ShowStorages => show::storages(self),
+            Statement::Flush { table, namespace } => {
+                crate::cold::statement::flush(self, session, table.as_ref(), namespace.as_ref()).await
+            }
             Statement::Use { namespace } => ddl::namespace::use_namespace(self, session, &namespace),
             Statement::CreateTable {
                 kind,
@@ -276,6 +289,7 @@ impl QueryEngine {
             snapshot: self.catalog.snapshot(),
             rows: Arc::clone(&self.rows),
             live: Arc::clone(&self.live),
+            cold: self.cold.clone(),
             user: session.user.clone(),
             role: session.role,
             dml_target,

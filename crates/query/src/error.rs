@@ -189,7 +189,8 @@ impl QueryError {
                 | DomainError::ColumnExists { .. }
                 | DomainError::DuplicateKey { .. }
                 | DomainError::NamespaceNotEmpty { .. }
-                | DomainError::Constraint(_) => ErrorKind::Conflict,
+                | DomainError::Constraint(_)
+                | DomainError::ReadRacedFlush(_) => ErrorKind::Conflict,
                 DomainError::InvalidIdentifier { .. }
                 | DomainError::ReservedName { .. }
                 | DomainError::InvalidDefinition(_) => ErrorKind::InvalidSql,

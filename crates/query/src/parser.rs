@@ -186,9 +186,32 @@ impl CalamusParser<'_, '_> {
                 live_id: self.string()?,
             }),
             "KILL" if self.words_are(&["KILL", "JOB"]) => self.not_available(UnavailableFeature::KillJob),
-            "STORAGE" | "FLUSH" => self.not_available(UnavailableFeature::Flush),
+            "FLUSH" | "STORAGE" => self.parse_flush(),
             _ => Ok(Statement::Sql(Box::new(self.parser.parse_statement().map_err(syntax)?))),
         }
+    }
+
+    /// `FLUSH TABLE t`, `STORAGE FLUSH TABLE t`, `STORAGE FLUSH ALL [IN ns]`.
+    fn parse_flush(&mut self) -> QueryResult<Statement> {
+        let storage = self.eat_words(&["STORAGE"]);
+        self.expect_words(&["FLUSH"])?;
+        if self.eat_words(&["TABLE"]) {
+            return Ok(Statement::Flush {
+                table: Some(self.object_name()?),
+                namespace: None,
+            });
+        }
+        if storage && self.eat_words(&["ALL"]) {
+            let namespace = if self.eat_words(&["IN"]) {
+                Some(self.ident()?)
+            } else {
+                None
+            };
+            return Ok(Statement::Flush { table: None, namespace });
+        }
+        Err(QueryError::Syntax(
+            "expected FLUSH TABLE t, STORAGE FLUSH TABLE t or STORAGE FLUSH ALL [IN ns]".into(),
+        ))
     }
 
     /// Consumes the rest of the statement and reports a feature this version lacks.

@@ -21,8 +21,6 @@ pub enum UnavailableFeature {
     Subscribe,
     /// `KILL JOB '<id>'`.
     KillJob,
-    /// `STORAGE FLUSH ...` / `FLUSH TABLE ...`.
-    Flush,
 }
 
 impl UnavailableFeature {
@@ -31,7 +29,6 @@ impl UnavailableFeature {
         match self {
             UnavailableFeature::Subscribe => "live queries (SUBSCRIBE TO) are served over WebSocket at /v1/ws",
             UnavailableFeature::KillJob => "KILL JOB",
-            UnavailableFeature::Flush => "flushing to cold storage (STORAGE FLUSH / FLUSH TABLE)",
         }
     }
 }
@@ -73,6 +70,11 @@ pub enum Statement {
     DropStorage { name: Ident, if_exists: bool },
     /// `SHOW STORAGES`.
     ShowStorages,
+    /// `FLUSH TABLE t` / `STORAGE FLUSH TABLE t` (`table`), or `STORAGE FLUSH ALL [IN ns]`.
+    Flush {
+        table: Option<ObjectName>,
+        namespace: Option<Ident>,
+    },
     /// `USE [NAMESPACE] ns`.
     Use { namespace: Ident },
     /// `CREATE [USER | SHARED | STREAM] TABLE ...`, with the older trailing option forms

@@ -1,12 +1,14 @@
 //! The model: what the catalog holds.
 
 pub mod job;
+pub mod manifest;
 pub mod namespace;
 pub mod storage;
 pub mod table;
 pub mod user;
 
 pub use job::{JobRecord, JobStatus};
+pub use manifest::{ColumnStats, Manifest, Segment};
 pub use namespace::Namespace;
 pub use storage::StorageDefinition;
 pub use table::{

@@ -427,6 +427,12 @@ impl TableDefinition {
         format!("t{}", self.uid)
     }
 
+    /// The keyspace of the table's cold key index: for each flushed row, its flushed
+    /// version's `_seq` and delete flag.
+    pub fn cold_keyspace(&self) -> String {
+        format!("t{}c", self.uid)
+    }
+
     /// The storage the table flushes to.
     pub fn storage_id(&self) -> StorageId {
         self.options.storage_id.clone().unwrap_or_else(StorageId::local)

@@ -61,6 +61,7 @@ impl StatementCheck<'_> {
             Statement::ShowNamespaces | Statement::ShowTables { .. } | Statement::Use { .. } => Ok(()),
             // Whose live query it is can only be told when it runs (see `live::kill`).
             Statement::KillLiveQuery { .. } => Ok(()),
+            Statement::Flush { .. } => self.require(may_operate(self.role()), || "flush tables".into()),
             Statement::CreateStorage { .. }
             | Statement::AlterStorage { .. }
             | Statement::DropStorage { .. }
@@ -100,7 +101,6 @@ impl StatementCheck<'_> {
             Statement::NotAvailable { feature } => match feature {
                 UnavailableFeature::Subscribe => Ok(()),
                 UnavailableFeature::KillJob => self.require(may_operate(self.role()), || "kill jobs".into()),
-                UnavailableFeature::Flush => self.require(may_operate(self.role()), || "flush tables".into()),
             },
             Statement::Sql(statement) => self.sql(statement),
         }

@@ -83,11 +83,7 @@ pub async fn drop(engine: &QueryEngine, name: &Ident, if_exists: bool, cascade: 
         .drop_namespace(&id, tables.iter().map(|t| t.id.clone()).collect())
         .await?;
     for table in &tables {
-        // The catalog no longer names these tables; a failure here leaves an orphan
-        // keyspace that the next start removes.
-        if let Err(e) = engine.rows.drop_table(table).await {
-            tracing::warn!(table = %table.id, error = %e, "could not drop the rows of a dropped table");
-        }
+        crate::cold::drop_table_data(engine, table).await;
     }
     Ok(StatementOutput::affected(
         0,

@@ -37,10 +37,7 @@ pub async fn drop(
         )));
     }
     let dropped = engine.catalog.drop_table(&id).await?;
-    if let Err(e) = engine.rows.drop_table(&dropped).await {
-        // The catalog no longer names the table; the next start removes its keyspace.
-        tracing::warn!(table = %id, error = %e, "could not drop the rows of a dropped table");
-    }
+    crate::cold::drop_table_data(engine, &dropped).await;
     Ok(StatementOutput::affected(0, format!("Table {id} dropped successfully")))
 }
 

@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{Array, BinaryArray};
-use calamus_domain::model::TableDefinition;
-use calamus_domain::{DomainError, RowChange, TableId, Value};
+use arrow::array::{Array, BinaryArray, Int64Array};
+use calamus_domain::model::{SEQ_COLUMN, TableDefinition};
+use calamus_domain::{DomainError, RowChange, RowVersion, TableId, Value};
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
     AssignmentTarget, Delete, Expr, FromTable, Ident, SelectItem, SetExpr, Statement as SqlStatement, TableFactor,
@@ -42,17 +42,71 @@ fn table_name(relation: &TableFactor) -> &datafusion::sql::sqlparser::ast::Objec
     }
 }
 
-/// Runs `SELECT <projection>, row id FROM <relation> WHERE <selection>` for the session.
+/// Matched rows of one batch: each row's id and the version it was read from.
+type ReadVersions = Vec<(Vec<u8>, RowVersion)>;
+
+/// The rows an UPDATE or DELETE matched: `projection`'s values, and for each row the
+/// version it was read from and its row id.
+struct Matched {
+    batches: Vec<arrow::record_batch::RecordBatch>,
+    /// Columns of `projection` before the old values.
+    projected: usize,
+}
+
+impl Matched {
+    /// Each row's row id and the version it was read from, batch by batch.
+    fn versions<'b>(
+        &'b self,
+        table: &'b TableDefinition,
+    ) -> impl Iterator<Item = QueryResult<(&'b arrow::record_batch::RecordBatch, ReadVersions)>> + 'b {
+        let columns = &table.schema().columns;
+        self.batches.iter().map(move |batch| {
+            let old: Vec<Vec<Value>> = columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| column_values(batch.column(self.projected + i), &c.data_type, c.name.as_str()))
+                .collect::<QueryResult<_>>()?;
+            let seqs = batch
+                .column(self.projected + columns.len())
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| QueryError::Domain(DomainError::Corrupt("_seq is not BIGINT".into())))?;
+            let ids = row_ids(batch)?;
+            let rows = (0..batch.num_rows())
+                .map(|row| {
+                    let version = RowVersion {
+                        seq: seqs.value(row),
+                        deleted: false,
+                        values: old.iter().map(|c| c[row].clone()).collect(),
+                    };
+                    (ids.value(row).to_vec(), version)
+                })
+                .collect();
+            Ok((batch, rows))
+        })
+    }
+}
+
+/// Runs `SELECT <projection>, <every column>, _seq, row id FROM <relation> WHERE
+/// <selection>` for the session: the new values, and the version each row was read from.
 async fn matching_rows(
     engine: &QueryEngine,
     session: &Session,
-    id: &TableId,
+    (id, table): (&TableId, &TableDefinition),
     relation: TableFactor,
     mut projection: Vec<SelectItem>,
     selection: Option<Expr>,
     params: &[ScalarValue],
-) -> QueryResult<Vec<arrow::record_batch::RecordBatch>> {
+) -> QueryResult<Matched> {
     let mut statement = template("SELECT NULL FROM t");
+    let projected = projection.len();
+    for (i, column) in table.schema().columns.iter().enumerate() {
+        projection.push(SelectItem::ExprWithAlias {
+            expr: Expr::Identifier(Ident::new(column.name.as_str())),
+            alias: Ident::new(format!("__calamus_old_{i}")),
+        });
+    }
+    projection.push(SelectItem::UnnamedExpr(Expr::Identifier(Ident::new(SEQ_COLUMN))));
     projection.push(SelectItem::UnnamedExpr(Expr::Identifier(Ident::new(ROW_ID_COLUMN))));
     if let SqlStatement::Query(query) = &mut statement
         && let SetExpr::Select(select) = query.body.as_mut()
@@ -64,9 +118,17 @@ async fn matching_rows(
         }];
         select.selection = selection;
     }
-    let state = engine.state_for(session, Some(id.clone()));
-    let (_, batches) = engine.query(&state, statement, params).await?;
-    Ok(batches)
+    // A read that overlapped the first flush of the partition is run again (it fails
+    // rather than miss rows; see `KvPartitionStream::expect_unflushed`).
+    let mut attempts = 0;
+    loop {
+        let state = engine.state_for(session, Some(id.clone()));
+        match engine.query(&state, statement.clone(), params).await {
+            Ok((_, batches)) => return Ok(Matched { batches, projected }),
+            Err(QueryError::Domain(DomainError::ReadRacedFlush(_))) if attempts < 5 => attempts += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn row_ids(batch: &arrow::record_batch::RecordBatch) -> QueryResult<&BinaryArray> {
@@ -117,15 +179,24 @@ pub async fn delete(
     };
     let relation = single_table(from, "DELETE")?;
     let (id, table) = target_table(engine, session, table_name(&relation))?;
-    let batches = matching_rows(engine, session, &id, relation, Vec::new(), delete.selection, params).await?;
+    let matched = matching_rows(
+        engine,
+        session,
+        (&id, &table),
+        relation,
+        Vec::new(),
+        delete.selection,
+        params,
+    )
+    .await?;
     let mut changes = Vec::new();
-    for batch in &batches {
-        let ids = row_ids(batch)?;
-        for i in 0..ids.len() {
+    for rows in matched.versions(&table) {
+        for (row_id, old) in rows?.1 {
             changes.push(RowChange {
-                row_id: ids.value(i).to_vec(),
+                row_id,
                 values: Vec::new(),
                 delete: true,
+                old: Some(old),
             });
         }
     }
@@ -174,22 +245,31 @@ pub async fn update(
             }
         })
         .collect();
-    let batches = matching_rows(engine, session, &id, relation, projection, update.selection, params).await?;
+    let matched = matching_rows(
+        engine,
+        session,
+        (&id, &table),
+        relation,
+        projection,
+        update.selection,
+        params,
+    )
+    .await?;
     let mut changes = Vec::new();
-    for batch in &batches {
-        let ids = row_ids(batch)?;
+    for rows in matched.versions(&table) {
+        let (batch, rows) = rows?;
         let columns: Vec<Vec<Value>> = schema
             .columns
             .iter()
             .enumerate()
             .map(|(i, c)| column_values(batch.column(i), &c.data_type, c.name.as_str()))
             .collect::<QueryResult<_>>()?;
-        for row in 0..batch.num_rows() {
-            let values = columns.iter().map(|c| c[row].clone()).collect();
+        for (row, (row_id, old)) in rows.into_iter().enumerate() {
             changes.push(RowChange {
-                row_id: ids.value(row).to_vec(),
-                values,
+                row_id,
+                values: columns.iter().map(|c| c[row].clone()).collect(),
                 delete: false,
+                old: Some(old),
             });
         }
     }

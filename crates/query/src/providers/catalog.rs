@@ -20,6 +20,7 @@ use super::kv_table::KvTable;
 use super::system::{SYSTEM_TABLES, system_table};
 use crate::authorization::denied;
 use crate::authorization::rules::{SystemTableAccess, may_read, system_table_access};
+use crate::cold::ColdStorage;
 use crate::live::LiveQueries;
 
 /// What one statement may read, and as whom.
@@ -31,6 +32,8 @@ pub struct TableAccess {
     pub rows: Arc<dyn RowStore>,
     /// The live subscriptions (`system.live_queries`).
     pub live: Arc<LiveQueries>,
+    /// Where flushed segments are (none: the engine has no data directory).
+    pub cold: Option<ColdStorage>,
     /// Whose partitions USER and STREAM tables read.
     pub user: UserId,
     /// The session's role: which tables it may read.
@@ -126,12 +129,15 @@ impl SchemaProvider for NamespaceSchema {
             TableKind::Shared => Partition::Shared,
         };
         let with_row_id = self.access.dml_target.as_ref() == Some(&id);
-        Ok(Some(Arc::new(KvTable::new(
-            Arc::clone(table),
-            partition,
-            Arc::clone(&self.access.rows),
-            with_row_id,
-        ))))
+        let mut provider = KvTable::new(Arc::clone(table), partition, Arc::clone(&self.access.rows), with_row_id);
+        if let Some(cold) = &self.access.cold
+            && table.kind != TableKind::Stream
+        {
+            let storage = ColdStorage::storage_of(&self.access.snapshot, table)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            provider = provider.with_cold_tier(cold.clone(), storage);
+        }
+        Ok(Some(Arc::new(provider)))
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use async_trait::async_trait;
 use calamus_domain::arrow_rows::{build_array, table_schema};
-use calamus_domain::model::{DELETED_COLUMN, TableDefinition};
+use calamus_domain::model::{DELETED_COLUMN, StorageDefinition, TableDefinition};
 use calamus_domain::{Partition, RowStore, ScanRequest, StoredRow};
 use datafusion::catalog::Session;
 use datafusion::common::{DataFusionError, Result};
@@ -23,6 +23,8 @@ use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
 use super::key_range::{is_primary_key_filter, row_id_range};
+use crate::cold::ColdStorage;
+use crate::cold::merged::MergedScan;
 
 /// The hidden column UPDATE and DELETE read to know which stored row a result row is.
 pub const ROW_ID_COLUMN: &str = "__calamus_row_id";
@@ -34,6 +36,8 @@ pub struct KvTable {
     partition: Partition,
     rows: Arc<dyn RowStore>,
     schema: SchemaRef,
+    /// Where the table's flushed segments are, if the engine has cold storage.
+    cold: Option<(ColdStorage, StorageDefinition)>,
 }
 
 impl KvTable {
@@ -51,7 +55,14 @@ impl KvTable {
             partition,
             rows,
             schema,
+            cold: None,
         }
+    }
+
+    /// The same provider, also reading the partition's flushed segments from `storage`.
+    pub fn with_cold_tier(mut self, cold: ColdStorage, storage: StorageDefinition) -> Self {
+        self.cold = Some((cold, storage));
+        self
     }
 
     /// The table read.
@@ -94,13 +105,34 @@ impl TableProvider for KvTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // Soft-deleted rows are hidden unless the query asks about `_deleted` itself.
         let include_deleted = filters.iter().any(mentions_deleted);
+        if let Some((cold, storage)) = &self.cold {
+            let manifest = self
+                .rows
+                .manifest(&self.table, &self.partition)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            if !manifest.is_empty() {
+                let projection: Vec<usize> = projection
+                    .cloned()
+                    .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+                let merged = MergedScan {
+                    table: &self.table,
+                    partition: &self.partition,
+                    rows: &self.rows,
+                    cold,
+                    storage,
+                    output: &self.schema,
+                    include_deleted,
+                };
+                return merged.plan(state, &projection).await;
+            }
+        }
         let range = row_id_range(self.table.schema(), filters);
         let projection: Vec<usize> = projection
             .cloned()
@@ -121,6 +153,7 @@ impl TableProvider for KvTable {
             request,
             projection,
             schema: Arc::clone(&projected),
+            expect_unflushed: self.cold.is_some(),
         };
         let exec = StreamingTableExec::try_new(projected, vec![Arc::new(stream)], None, Vec::new(), false, limit)?;
         Ok(Arc::new(exec))
@@ -129,14 +162,18 @@ impl TableProvider for KvTable {
 
 /// The rows of one scan, read on a blocking thread and sent as Arrow batches.
 #[derive(Debug)]
-struct KvPartitionStream {
-    table: Arc<TableDefinition>,
-    partition: Partition,
-    rows: Arc<dyn RowStore>,
-    request: ScanRequest,
+pub(crate) struct KvPartitionStream {
+    pub(crate) table: Arc<TableDefinition>,
+    pub(crate) partition: Partition,
+    pub(crate) rows: Arc<dyn RowStore>,
+    pub(crate) request: ScanRequest,
     /// Positions in the full schema: user columns, `_seq`, [`_deleted`], [row id].
-    projection: Vec<usize>,
-    schema: SchemaRef,
+    pub(crate) projection: Vec<usize>,
+    pub(crate) schema: SchemaRef,
+    /// Whether the partition had no segment when the scan was planned: if one appears
+    /// before the scan ends, a flush may have moved rows the scan had not reached yet,
+    /// and the scan fails (to be run again) rather than miss them.
+    pub(crate) expect_unflushed: bool,
 }
 
 impl PartitionStream for KvPartitionStream {
@@ -154,6 +191,7 @@ impl PartitionStream for KvPartitionStream {
         let request = self.request.clone();
         let projection = self.projection.clone();
         let schema = Arc::clone(&self.schema);
+        let expect_unflushed = self.expect_unflushed;
         builder.spawn_blocking(move || {
             let external = |e: calamus_domain::DomainError| DataFusionError::External(Box::new(e));
             let mut iter = rows.scan(&table, &partition, request).map_err(external)?;
@@ -162,13 +200,21 @@ impl PartitionStream for KvPartitionStream {
                 for row in iter.by_ref().take(batch_size) {
                     chunk.push(row.map_err(external)?);
                 }
-                if chunk.is_empty() {
-                    return Ok(());
-                }
                 let done = chunk.len() < batch_size;
-                let batch = rows_to_batch(&table, &projection, &schema, &chunk)?;
-                if tx.blocking_send(Ok(batch)).is_err() || done {
-                    return Ok(()); // The consumer went away, or there is nothing more.
+                if !chunk.is_empty() {
+                    let batch = rows_to_batch(&table, &projection, &schema, &chunk)?;
+                    if tx.blocking_send(Ok(batch)).is_err() {
+                        return Ok(()); // The consumer went away.
+                    }
+                }
+                if done {
+                    if expect_unflushed && !rows.manifest(&table, &partition).map_err(external)?.is_empty() {
+                        return Err(external(calamus_domain::DomainError::ReadRacedFlush(format!(
+                            "table {} was flushed while this statement read it; run it again",
+                            table.id
+                        ))));
+                    }
+                    return Ok(());
                 }
             }
         });

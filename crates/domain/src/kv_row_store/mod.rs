@@ -11,6 +11,8 @@
 //! - After a write is durable, and before that lock is released, the change listener (if
 //!   any, and if it watches the partition) is told what the write did to each row.
 
+mod cold;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -24,7 +26,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::ids::{SnowflakeGenerator, now_millis, snowflake_floor_for_millis};
 use crate::keys::{Partition, encode_internal_row_id, encode_key_value, row_id_of, split_user_key};
 use crate::kv::{KeyRange, KvEngine, WriteBatch, prefix_successor};
-use crate::model::{TableDefinition, TableKind};
+use crate::model::{Manifest, Segment, TableDefinition, TableKind};
 use crate::row_store::{RowChange, RowIter, RowStore, ScanRequest, StoredRow};
 use crate::types::Value;
 
@@ -157,14 +159,6 @@ impl KvRowStore {
         table.schema().primary_key_position().map(|i| &values[i])
     }
 
-    /// Whether the live row at `key` exists (not soft-deleted).
-    fn is_live(&self, keyspace: &str, key: &[u8]) -> DomainResult<bool> {
-        match self.kv.get(keyspace, key)? {
-            Some(bytes) => Ok(!RowCodec::decode_header(&bytes)?.1),
-            None => Ok(false),
-        }
-    }
-
     /// Primary-key values of live STREAM rows of a partition (streams are keyed by `_seq`).
     fn live_stream_keys(&self, table: &TableDefinition, partition: &Partition) -> DomainResult<Vec<StreamKey>> {
         let pk = table.schema().primary_key_position();
@@ -271,11 +265,19 @@ impl KvRowStore {
 #[async_trait]
 impl RowStore for KvRowStore {
     async fn create_table(&self, table: &TableDefinition) -> DomainResult<()> {
-        self.kv.create_keyspace(&table.keyspace())
+        self.kv.create_keyspace(&table.keyspace())?;
+        if table.kind != TableKind::Stream {
+            self.kv.create_keyspace(&table.cold_keyspace())?;
+        }
+        Ok(())
     }
 
     async fn drop_table(&self, table: &TableDefinition) -> DomainResult<()> {
+        self.forget_manifests(table)?;
         self.kv.drop_keyspace(&table.keyspace())?;
+        if table.kind != TableKind::Stream {
+            self.kv.drop_keyspace(&table.cold_keyspace())?;
+        }
         self.table_locks.lock().remove(&table.uid);
         Ok(())
     }
@@ -303,7 +305,9 @@ impl RowStore for KvRowStore {
             let row_id = match Self::primary_key_value(table, &values) {
                 Some(pk) => {
                     let row_id = encode_key_value(pk)?;
-                    if !in_batch.insert(row_id.clone()) || self.is_live(&keyspace, &partition.row_key(&row_id))? {
+                    if !in_batch.insert(row_id.clone())
+                        || self.is_live_in_any_tier(table, &partition.row_key(&row_id))?
+                    {
                         return Err(Self::duplicate(table, pk));
                     }
                     row_id
@@ -352,10 +356,14 @@ impl RowStore for KvRowStore {
             .collect();
         for change in changes {
             let old_key = partition.row_key(&change.row_id);
-            let Some(old_bytes) = self.kv.get(&keyspace, &old_key)? else {
-                continue; // The row vanished since it was read: nothing to change.
+            let old = match self.kv.get(&keyspace, &old_key)? {
+                Some(old_bytes) => codec.decode(&old_bytes)?,
+                // Not hot: the newest version may be a flushed one, which the query read.
+                None => match (self.cold_version(table, &old_key)?, change.old.clone()) {
+                    (Some(cold), Some(read)) if !cold.deleted && cold.seq == read.seq => read,
+                    _ => continue, // The row vanished since it was read: nothing to change.
+                },
             };
-            let old = codec.decode(&old_bytes)?;
             if old.deleted {
                 continue;
             }
@@ -396,8 +404,8 @@ impl RowStore for KvRowStore {
                 (_, Some(pk)) => encode_key_value(pk)?,
             };
             if new_row_id != change.row_id {
-                let moved_into_live =
-                    !vacated.contains(&new_row_id) && self.is_live(&keyspace, &partition.row_key(&new_row_id))?;
+                let moved_into_live = !vacated.contains(&new_row_id)
+                    && self.is_live_in_any_tier(table, &partition.row_key(&new_row_id))?;
                 if moved_into_live || claimed.contains(&new_row_id) {
                     let pk = Self::primary_key_value(table, &change.values).expect("a key changed, so there is one");
                     return Err(Self::duplicate(table, pk));
@@ -485,15 +493,26 @@ impl RowStore for KvRowStore {
     }
 
     async fn has_live_rows(&self, table: &TableDefinition) -> DomainResult<bool> {
-        self.any_live_row(table, |_| Ok(true))
+        // Flushed rows count as live: telling otherwise would mean reading the segments.
+        Ok(self.any_live_row(table, |_| Ok(true))? || self.read_manifests(table)?.iter().any(|(_, m)| !m.is_empty()))
     }
 
     async fn has_live_null(&self, table: &TableDefinition, position: usize) -> DomainResult<bool> {
         let codec = RowCodec::new(table.schema());
-        self.any_live_row(table, |value| {
+        let hot = self.any_live_row(table, |value| {
             let row = codec.decode(value)?;
             Ok(row.values.get(position).is_none_or(Value::is_null))
-        })
+        })?;
+        // Flushed rows: by the segments' NULL counts (a segment written before the column
+        // existed holds only NULLs in it). Deleted versions count too: a conservative yes.
+        let column_id = table.schema().columns.get(position).map(|c| c.id);
+        let cold = self.read_manifests(table)?.iter().any(|(_, manifest)| {
+            manifest.segments.iter().any(|segment| {
+                let stats = segment.columns.iter().find(|c| Some(c.column_id) == column_id);
+                stats.is_none_or(|c| c.nulls > 0)
+            })
+        });
+        Ok(hot || cold)
     }
 
     async fn evict_stream_rows(&self, table: &TableDefinition) -> DomainResult<u64> {
@@ -538,6 +557,36 @@ impl RowStore for KvRowStore {
             self.kv.write(batch)?;
         }
         Ok(removed)
+    }
+
+    fn manifest(&self, table: &TableDefinition, partition: &Partition) -> DomainResult<Manifest> {
+        Self::check_partition(table, partition)?;
+        self.read_manifest(table, partition)
+    }
+
+    fn manifests(&self, table: &TableDefinition) -> DomainResult<Vec<(Partition, Manifest)>> {
+        self.read_manifests(table)
+    }
+
+    fn hot_partitions(&self, table: &TableDefinition) -> DomainResult<Vec<Partition>> {
+        self.partitions_with_hot_rows(table)
+    }
+
+    async fn commit_flush(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+        segment: Segment,
+        flushed: Vec<(Vec<u8>, i64, bool)>,
+    ) -> DomainResult<u64> {
+        Self::check_partition(table, partition)?;
+        if table.kind == TableKind::Stream {
+            return Err(DomainError::InvalidDefinition(format!(
+                "STREAM table {} is never flushed: its rows expire",
+                table.id
+            )));
+        }
+        self.hand_over(table, partition, segment, &flushed)
     }
 }
 

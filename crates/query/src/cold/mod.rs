@@ -1,0 +1,127 @@
+//! The cold tier: Parquet segments per partition, written by flushes and read together
+//! with the hot rows.
+//!
+//! - [`flush`]: hot rows of a partition become one Parquet segment, written and synced
+//!   under a temporary name, renamed, then handed over to the row store's manifest in one
+//!   atomic write (see `RowStore::commit_flush`).
+//! - [`merged`]: a scan of a partition with segments is a DataFusion plan over the hot rows
+//!   and the segments (DataFusion's own Parquet reader), keeping each row's newest version.
+//!
+//! Segments name their columns by column id (`c<id>`), so a column renamed after a flush
+//! keeps its values, a column added after it reads as NULL, and a dropped one is ignored.
+
+pub mod flush;
+pub mod merged;
+pub mod statement;
+
+use std::path::{Path, PathBuf};
+
+use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use calamus_domain::arrow_rows::column_field;
+use calamus_domain::model::{DELETED_COLUMN, SEQ_COLUMN, StorageDefinition, TableDefinition};
+use calamus_domain::{CatalogSnapshot, DomainError, DomainResult, StorageId};
+
+/// The column of a segment holding each version's row id.
+pub const SEGMENT_ROW_ID_COLUMN: &str = "_row_id";
+
+/// Where storages' files live: `local`, and relative base directories, are under the
+/// data directory.
+#[derive(Debug, Clone)]
+pub struct ColdStorage {
+    data_dir: PathBuf,
+}
+
+impl ColdStorage {
+    /// Cold files of a server whose data directory is `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+        }
+    }
+
+    /// The folder a storage's templates are relative to.
+    pub fn base(&self, storage: &StorageDefinition) -> PathBuf {
+        match storage.base_directory.as_str() {
+            "" => self.data_dir.join("storage"),
+            base if Path::new(base).is_absolute() => PathBuf::from(base),
+            base => self.data_dir.join(base),
+        }
+    }
+
+    /// The storage a table flushes to.
+    pub fn storage_of(snapshot: &CatalogSnapshot, table: &TableDefinition) -> DomainResult<StorageDefinition> {
+        let id = table.options.storage_id.clone().unwrap_or_else(StorageId::local);
+        snapshot
+            .storages
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| DomainError::StorageNotFound {
+                storage: id.to_string(),
+            })
+    }
+
+    /// The absolute path of a segment whose manifest path is `relative`.
+    pub fn segment_path(&self, storage: &StorageDefinition, relative: &str) -> PathBuf {
+        self.base(storage).join(relative)
+    }
+}
+
+/// The name of a column in a segment.
+pub fn segment_column(column_id: u32) -> String {
+    format!("c{column_id}")
+}
+
+/// The schema segments are read with: the table's current columns by id, `_seq`,
+/// `_deleted`, and the row id.
+pub fn segment_schema(table: &TableDefinition) -> SchemaRef {
+    let mut fields: Vec<Field> = table
+        .schema()
+        .columns
+        .iter()
+        .map(|c| column_field(c).with_name(segment_column(c.id)))
+        .collect();
+    fields.push(Field::new(SEQ_COLUMN, ArrowType::Int64, false));
+    fields.push(Field::new(DELETED_COLUMN, ArrowType::Boolean, true));
+    fields.push(Field::new(SEGMENT_ROW_ID_COLUMN, ArrowType::Binary, false));
+    std::sync::Arc::new(Schema::new(fields))
+}
+
+/// Removes every row of a table the catalog no longer names: its hot rows, cold index and
+/// manifests (through the row store), then its segment files and the folders they leave
+/// empty. A failure is logged, not returned: the table is already gone for queries, and
+/// the next start drops keyspaces no table names.
+pub async fn drop_table_data(engine: &crate::engine::QueryEngine, table: &TableDefinition) {
+    let manifests = engine.rows.manifests(table).unwrap_or_else(|e| {
+        tracing::warn!(table = %table.id, error = %e, "could not read the manifests of a dropped table");
+        Vec::new()
+    });
+    if let Err(e) = engine.rows.drop_table(table).await {
+        tracing::warn!(table = %table.id, error = %e, "could not drop the rows of a dropped table");
+    }
+    let (Some(cold), false) = (engine.cold.as_ref(), manifests.is_empty()) else {
+        return;
+    };
+    let Ok(storage) = ColdStorage::storage_of(&engine.catalog.snapshot(), table) else {
+        tracing::warn!(table = %table.id, "the storage of a dropped table is gone; its files stay");
+        return;
+    };
+    let base = cold.base(&storage);
+    for (_, manifest) in manifests {
+        for segment in manifest.segments {
+            let path = cold.segment_path(&storage, &segment.path);
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove a segment of a dropped table");
+            }
+            // Folders the table's files leave empty, up to the storage's base.
+            let mut folder = path.parent();
+            while let Some(dir) = folder {
+                if dir == base || !dir.starts_with(&base) || std::fs::remove_dir(dir).is_err() {
+                    break;
+                }
+                folder = dir.parent();
+            }
+        }
+    }
+}

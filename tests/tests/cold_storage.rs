@@ -1,0 +1,241 @@
+//! The cold tier on both backends: flushed rows move to Parquet files per user partition,
+//! reads see both tiers as one table, dropping a table removes its files, and random DML
+//! interleaved with flushes reads exactly like a twin that never flushes.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use calamus::{Database, StorageBackend};
+use calamus_domain::ids::SnowflakeGenerator;
+use calamus_domain::{KvRowStore, NamespaceId, Partition, RowStore, ScanRequest, TableId, TableName, UserId};
+use calamus_query::{Session, StatementOutput};
+use calamus_tests::server::{TestServer, basic};
+use proptest::prelude::*;
+use serde_json::json;
+
+calamus_tests::on_both_backends!(
+    flushed_rows_move_to_parquet_files_per_user,
+    dropping_tables_and_namespaces_removes_their_files,
+    random_dml_with_flushes_reads_like_a_twin_that_never_flushes,
+);
+
+fn segment_file(data_dir: &Path, user: &str, batch: u64) -> std::path::PathBuf {
+    data_dir
+        .join("storage/app/notes")
+        .join(user)
+        .join(format!("batch-{batch}.parquet"))
+}
+
+fn flushed_rows_move_to_parquet_files_per_user(backend: StorageBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let server = TestServer::start_in(backend, &data_dir, |_| {});
+    server.create_user("alice", "pw-alice", "user");
+    server.create_user("bob", "pw-bob", "user");
+    server.sql_ok(
+        &server.root(),
+        "CREATE NAMESPACE app; CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT)",
+    );
+    let (alice, bob) = (basic("alice", "pw-alice"), basic("bob", "pw-bob"));
+    server.sql_ok(&alice, "INSERT INTO app.notes VALUES (1, 'a1'), (2, 'a2'), (3, 'a3')");
+    server.sql_ok(&bob, "INSERT INTO app.notes VALUES (1, 'b1')");
+    let answer = server.sql_ok(&server.root(), "FLUSH TABLE app.notes");
+    assert_eq!(answer.body["results"][0]["row_count"], 4, "{}", answer.text);
+    assert!(segment_file(&data_dir, "alice", 0).is_file());
+    assert!(segment_file(&data_dir, "bob", 0).is_file());
+    let job = server
+        .sql_ok(
+            &server.root(),
+            "SELECT status, rows_affected, bytes > 0 FROM system.jobs WHERE job_type = 'flush'",
+        )
+        .rows(0);
+    assert_eq!(job, [json!(["completed", "4", true])]);
+    drop(server);
+
+    // The hot tier of each partition is empty; its manifest names the segment.
+    {
+        let db = Database::open(backend, &data_dir).unwrap();
+        let id = TableId::new(NamespaceId::new("app").unwrap(), TableName::new("notes").unwrap());
+        let table = Arc::clone(db.engine.catalog().snapshot().table(&id).unwrap());
+        let store = KvRowStore::new(Arc::clone(&db.kv), Arc::new(SnowflakeGenerator::new(3, 0)));
+        let alice = Partition::User(UserId::new("alice").unwrap());
+        let hot = store
+            .scan(
+                &table,
+                &alice,
+                ScanRequest {
+                    include_deleted: true,
+                    ..ScanRequest::all()
+                },
+            )
+            .unwrap()
+            .count();
+        assert_eq!(hot, 0, "flushed rows left the hot tier");
+        let manifest = store.manifest(&table, &alice).unwrap();
+        assert_eq!(manifest.segments.len(), 1);
+        assert_eq!(manifest.segments[0].rows, 3);
+        assert_eq!(manifest.segments[0].path, "app/notes/alice/batch-0.parquet");
+        let body = manifest.segments[0]
+            .columns
+            .iter()
+            .find(|c| c.column_id == table.schema().columns[1].id);
+        assert_eq!(body.and_then(|c| c.min.clone()).as_deref(), Some("a1"));
+        assert_eq!(body.and_then(|c| c.max.clone()).as_deref(), Some("a3"));
+    }
+
+    // After a restart the rows read from Parquet, each user's own.
+    let server = TestServer::start_in(backend, &data_dir, |_| {});
+    let rows = server
+        .sql_ok(&alice, "SELECT id, body FROM app.notes ORDER BY id")
+        .rows(0);
+    assert_eq!(rows, [json!(["1", "a1"]), json!(["2", "a2"]), json!(["3", "a3"])]);
+    assert_eq!(
+        server.sql_ok(&bob, "SELECT body FROM app.notes").rows(0),
+        [json!(["b1"])]
+    );
+    // A second flush of a partition is its next segment.
+    server.sql_ok(&alice, "UPDATE app.notes SET body = 'A2' WHERE id = 2");
+    server.sql_ok(&server.root(), "STORAGE FLUSH TABLE app.notes");
+    assert!(segment_file(&data_dir, "alice", 1).is_file());
+    assert!(
+        !segment_file(&data_dir, "bob", 1).exists(),
+        "bob had nothing new to flush"
+    );
+    let rows = server
+        .sql_ok(&alice, "SELECT id, body FROM app.notes ORDER BY id")
+        .rows(0);
+    assert_eq!(rows, [json!(["1", "a1"]), json!(["2", "A2"]), json!(["3", "a3"])]);
+}
+
+fn dropping_tables_and_namespaces_removes_their_files(backend: StorageBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let server = TestServer::start_in(backend, &data_dir, |_| {});
+    server.create_user("alice", "pw-alice", "user");
+    let root = server.root();
+    server.sql_ok(
+        &root,
+        "CREATE NAMESPACE app; CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT); \
+         CREATE SHARED TABLE app.menu (id INT PRIMARY KEY, dish TEXT)",
+    );
+    server.sql_ok(&basic("alice", "pw-alice"), "INSERT INTO app.notes VALUES (1, 'a1')");
+    server.sql_ok(&root, "INSERT INTO app.menu VALUES (1, 'soup')");
+    server.sql_ok(&root, "STORAGE FLUSH ALL IN app");
+    assert!(segment_file(&data_dir, "alice", 0).is_file());
+    let menu = data_dir.join("storage/app/menu/batch-0.parquet");
+    assert!(menu.is_file());
+
+    server.sql_ok(&root, "DROP TABLE app.notes");
+    assert!(
+        !data_dir.join("storage/app/notes").exists(),
+        "the table's folders are gone"
+    );
+    assert!(menu.is_file(), "other tables keep theirs");
+    // A new table of the same name starts empty.
+    server.sql_ok(&root, "CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT)");
+    assert!(
+        server
+            .sql_ok(&basic("alice", "pw-alice"), "SELECT * FROM app.notes")
+            .rows(0)
+            .is_empty()
+    );
+
+    server.sql_ok(&root, "DROP NAMESPACE app CASCADE");
+    assert!(!menu.exists());
+    assert!(!data_dir.join("storage/app").exists());
+}
+
+/// One step of the random workload: a user's statement, or a flush.
+#[derive(Debug, Clone)]
+enum Step {
+    Insert { user: usize, id: i64, n: i64 },
+    Update { user: usize, id: i64, n: i64 },
+    Delete { user: usize, id: i64 },
+    MoveKey { user: usize, from: i64, to: i64 },
+    Flush,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let user = 0..3usize;
+    let id = 0..12i64;
+    prop_oneof![
+        4 => (user.clone(), id.clone(), 0..100i64).prop_map(|(user, id, n)| Step::Insert { user, id, n }),
+        3 => (user.clone(), id.clone(), 0..100i64).prop_map(|(user, id, n)| Step::Update { user, id, n }),
+        2 => (user.clone(), id.clone()).prop_map(|(user, id)| Step::Delete { user, id }),
+        1 => (user, id.clone(), id).prop_map(|(user, from, to)| Step::MoveKey { user, from, to }),
+        2 => Just(Step::Flush),
+    ]
+}
+
+/// What a statement's outcome looks like, for comparing the twins.
+fn outcome(result: &calamus_query::QueryResult<Vec<StatementOutput>>) -> String {
+    match result {
+        Ok(outputs) => format!("ok {}", outputs.iter().map(StatementOutput::row_count).sum::<u64>()),
+        Err(e) => format!("error {:?}", e.kind()),
+    }
+}
+
+fn random_dml_with_flushes_reads_like_a_twin_that_never_flushes(backend: StorageBackend) {
+    let runtime = calamus_tests::bench_support::runtime();
+    let config = ProptestConfig {
+        cases: 8,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(steps in proptest::collection::vec(step(), 1..40))| {
+        let dir = tempfile::tempdir().unwrap();
+        let flushed = Database::open(backend, &dir.path().join("flushed")).unwrap();
+        let twin = Database::open(backend, &dir.path().join("twin")).unwrap();
+        let users: Vec<Session> = ["u0", "u1", "u2"]
+            .iter()
+            .map(|u| Session::new(UserId::new(u).unwrap(), calamus_domain::model::Role::User))
+            .collect();
+        for db in [&flushed, &twin] {
+            runtime
+                .block_on(db.engine.execute(
+                    &mut Session::root(),
+                    "CREATE NAMESPACE app; CREATE USER TABLE app.t (id BIGINT PRIMARY KEY, n BIGINT)",
+                    &[],
+                ))
+                .unwrap();
+        }
+        for step in &steps {
+            let (user, sql) = match step {
+                Step::Insert { user, id, n } => (*user, format!("INSERT INTO app.t VALUES ({id}, {n})")),
+                Step::Update { user, id, n } => (*user, format!("UPDATE app.t SET n = n + {n} WHERE id = {id}")),
+                Step::Delete { user, id } => (*user, format!("DELETE FROM app.t WHERE id = {id}")),
+                Step::MoveKey { user, from, to } => (*user, format!("UPDATE app.t SET id = {to} WHERE id = {from}")),
+                Step::Flush => {
+                    runtime
+                        .block_on(flushed.engine.execute(&mut Session::root(), "FLUSH TABLE app.t", &[]))
+                        .unwrap();
+                    continue;
+                }
+            };
+            let a = runtime.block_on(flushed.engine.execute(&mut users[user].clone(), &sql, &[]));
+            let b = runtime.block_on(twin.engine.execute(&mut users[user].clone(), &sql, &[]));
+            prop_assert_eq!(outcome(&a), outcome(&b), "{}", sql);
+            for (u, session) in users.iter().enumerate() {
+                for query in [
+                    "SELECT id, n FROM app.t ORDER BY id",
+                    "SELECT count(*), sum(n) FROM app.t WHERE n > 20",
+                    "SELECT id FROM app.t WHERE id = 3",
+                ] {
+                    let read = |db: &Database| -> Vec<String> {
+                        let out = runtime.block_on(db.engine.execute(&mut session.clone(), query, &[])).unwrap();
+                        match &out[0] {
+                            StatementOutput::Rows { batches, .. } => datafusion::arrow::util::pretty::pretty_format_batches(batches)
+                                .unwrap()
+                                .to_string()
+                                .lines()
+                                .map(str::to_owned)
+                                .collect(),
+                            other => panic!("{other:?}"),
+                        }
+                    };
+                    prop_assert_eq!(read(&flushed), read(&twin), "user u{} after {}: {}", u, sql, query);
+                }
+            }
+        }
+    });
+}
