@@ -17,6 +17,7 @@ calamus_tests::on_both_backends!(
     flushed_rows_move_to_parquet_files_per_user,
     dropping_tables_and_namespaces_removes_their_files,
     random_dml_with_flushes_reads_like_a_twin_that_never_flushes,
+    flush_policies_and_the_shutdown_flush,
 );
 
 fn segment_file(data_dir: &Path, user: &str, batch: u64) -> std::path::PathBuf {
@@ -143,6 +144,69 @@ fn dropping_tables_and_namespaces_removes_their_files(backend: StorageBackend) {
     server.sql_ok(&root, "DROP NAMESPACE app CASCADE");
     assert!(!menu.exists());
     assert!(!data_dir.join("storage/app").exists());
+}
+
+/// Waits up to `seconds` for `path` to exist.
+fn appears(path: &Path, seconds: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+fn flush_policies_and_the_shutdown_flush(backend: StorageBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let server = TestServer::start_in(backend, &data_dir, |_| {});
+    server.create_user("alice", "pw-alice", "user");
+    server.sql_ok(
+        &server.root(),
+        "CREATE NAMESPACE app; \
+         CREATE USER TABLE app.by_rows (id BIGINT PRIMARY KEY) WITH (FLUSH_POLICY = 'rows:5'); \
+         CREATE USER TABLE app.by_time (id BIGINT PRIMARY KEY) WITH (FLUSH_POLICY = 'interval:1'); \
+         CREATE USER TABLE app.at_shutdown (id BIGINT PRIMARY KEY) WITH (FLUSH_POLICY = 'rows:1000'); \
+         CREATE USER TABLE app.never (id BIGINT PRIMARY KEY)",
+    );
+    let alice = basic("alice", "pw-alice");
+    let segment = |table: &str| data_dir.join(format!("storage/app/{table}/alice/batch-0.parquet"));
+    server.sql_ok(&alice, "INSERT INTO app.by_rows VALUES (1), (2), (3), (4)");
+    server.sql_ok(&alice, "INSERT INTO app.at_shutdown VALUES (1), (2), (3)");
+    server.sql_ok(&alice, "INSERT INTO app.never VALUES (1)");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(!segment("by_rows").exists(), "4 rows are under rows:5");
+    server.sql_ok(&alice, "INSERT INTO app.by_rows VALUES (5)");
+    assert!(appears(&segment("by_rows"), 5), "the fifth row triggers a flush");
+    server.sql_ok(&alice, "INSERT INTO app.by_time VALUES (1)");
+    assert!(appears(&segment("by_time"), 5), "interval:1 flushes within seconds");
+    assert!(!segment("at_shutdown").exists());
+    let rows = server.sql_ok(&alice, "SELECT count(*) FROM app.by_rows").rows(0);
+    assert_eq!(rows, [json!(["5"])]);
+
+    // A graceful stop flushes the tables that have a policy, and only those.
+    drop(server);
+    assert!(segment("at_shutdown").is_file(), "the shutdown flush");
+    assert!(
+        !data_dir.join("storage/app/never").exists(),
+        "no policy, no automatic flush"
+    );
+    let server = TestServer::start_in(backend, &data_dir, |_| {});
+    let rows = server
+        .sql_ok(&alice, "SELECT id FROM app.at_shutdown ORDER BY id")
+        .rows(0);
+    assert_eq!(rows, [json!(["1"]), json!(["2"]), json!(["3"])]);
+    let jobs = server
+        .sql_ok(
+            &server.root(),
+            "SELECT table_name, status FROM system.jobs WHERE job_type = 'flush' ORDER BY table_name",
+        )
+        .rows(0);
+    assert!(jobs.iter().all(|j| j[1] == "completed"), "{jobs:?}");
+    assert!(jobs.iter().any(|j| j[0] == "at_shutdown"), "{jobs:?}");
+    assert!(!jobs.iter().any(|j| j[0] == "never"), "{jobs:?}");
 }
 
 /// One step of the random workload: a user's statement, or a flush.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use calamus_domain::ids::SnowflakeGenerator;
 use calamus_domain::{KvCatalog, KvEngine, KvRowStore};
 use calamus_query::QueryEngine;
+use calamus_query::jobs::flush_policy::HotRowCounter;
 use calamus_query::live::LiveQueries;
 
 use crate::error::AppError;
@@ -66,6 +67,8 @@ pub struct Database {
     pub engine: Arc<QueryEngine>,
     /// The key-value engine, for durability points and shutdown.
     pub kv: Arc<dyn KvEngine>,
+    /// New hot rows per partition of tables with a `rows:N` flush policy.
+    pub hot_rows: Arc<HotRowCounter>,
     /// Which backend it is.
     pub backend: StorageBackend,
     /// The data directory.
@@ -149,12 +152,17 @@ impl Database {
         drop_orphan_keyspaces(kv.as_ref(), &catalog)?;
         let seq = Arc::new(SnowflakeGenerator::new(0, 0));
         let live = Arc::new(LiveQueries::new());
-        let rows =
-            Arc::new(KvRowStore::new(Arc::clone(&kv), Arc::clone(&seq)).with_change_listener(Arc::clone(&live) as _));
+        let hot_rows = Arc::new(HotRowCounter::new());
+        let rows = Arc::new(
+            KvRowStore::new(Arc::clone(&kv), Arc::clone(&seq))
+                .with_change_listener(Arc::clone(&live) as _)
+                .with_change_listener(Arc::clone(&hot_rows) as _),
+        );
         let engine = Arc::new(QueryEngine::new(catalog, rows, seq, live).with_cold_storage(data_dir));
         Ok(Self {
             engine,
             kv,
+            hot_rows,
             backend,
             data_dir: data_dir.to_path_buf(),
         })

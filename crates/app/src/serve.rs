@@ -22,6 +22,9 @@ use crate::error::AppError;
 /// How often expired STREAM rows are removed (TTLs are whole seconds).
 const STREAM_EVICTION_TICK: Duration = Duration::from_secs(1);
 
+/// How often tables' flush policies are checked.
+const FLUSH_POLICY_TICK: Duration = Duration::from_secs(1);
+
 /// The file in the data directory keeping the token secret generated at the first start.
 const JWT_SECRET_FILE: &str = "jwt.secret";
 
@@ -80,10 +83,20 @@ pub async fn run_until(
         STREAM_EVICTION_TICK,
         jobs_stopping,
     ));
+    let flushes = tokio::spawn(jobs::flush_policy::run(
+        Arc::clone(&database.engine),
+        Arc::clone(&database.hot_rows),
+        FLUSH_POLICY_TICK,
+        stop_jobs.subscribe(),
+    ));
     server.serve(shutdown).await;
+    // The jobs stop; the flush job first flushes every table that has a policy.
     let _ = stop_jobs.send(true);
     if let Err(error) = eviction.await {
         tracing::error!(%error, "the stream eviction job ended abnormally");
+    }
+    if let Err(error) = flushes.await {
+        tracing::error!(%error, "the flush job ended abnormally");
     }
     database.kv.sync()?;
     tracing::info!("store synced; stopped");

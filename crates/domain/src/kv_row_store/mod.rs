@@ -8,8 +8,8 @@
 //!   inserts trim each user's partition to `MAX_ROWS` in the same atomic batch.
 //! - Writers of one table are serialised by a per-table lock, so the primary-key check and
 //!   the write it guards are one step.
-//! - After a write is durable, and before that lock is released, the change listener (if
-//!   any, and if it watches the partition) is told what the write did to each row.
+//! - After a write is durable, and before that lock is released, the change listeners that
+//!   watch the partition are told what the write did to each row.
 
 mod cold;
 
@@ -41,7 +41,7 @@ pub struct KvRowStore {
     kv: Arc<dyn KvEngine>,
     seq: Arc<SnowflakeGenerator>,
     table_locks: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
-    listener: Option<Arc<dyn ChangeListener>>,
+    listeners: Vec<Arc<dyn ChangeListener>>,
 }
 
 impl std::fmt::Debug for KvRowStore {
@@ -57,47 +57,50 @@ impl KvRowStore {
             kv,
             seq,
             table_locks: Mutex::new(HashMap::new()),
-            listener: None,
+            listeners: Vec::new(),
         }
     }
 
-    /// The same store, telling `listener` of every committed write it watches.
+    /// The same store, also telling `listener` of every committed write it watches.
     pub fn with_change_listener(mut self, listener: Arc<dyn ChangeListener>) -> Self {
-        self.listener = Some(listener);
+        self.listeners.push(listener);
         self
     }
 
-    /// The listener, if it watches `partition` of `table`.
-    fn watcher(&self, table: &TableDefinition, partition: &Partition) -> Option<&dyn ChangeListener> {
-        self.listener
-            .as_deref()
-            .filter(|listener| listener.watches(table.uid, partition))
+    /// The listeners that watch `partition` of `table`.
+    fn watchers(&self, table: &TableDefinition, partition: &Partition) -> Vec<&dyn ChangeListener> {
+        self.listeners
+            .iter()
+            .map(|l| l.as_ref())
+            .filter(|l| l.watches(table.uid, partition))
+            .collect()
     }
 
-    /// Tells `listener` of a committed write.
-    fn tell(
-        listener: Option<&dyn ChangeListener>,
-        table: &TableDefinition,
-        partition: &Partition,
-        events: Vec<RowEvent>,
-    ) {
-        if let Some(listener) = listener
-            && !events.is_empty()
-        {
-            listener.committed(ChangeBatch {
-                table_uid: table.uid,
-                schema_version: table.schema().version,
-                partition: partition.clone(),
-                events,
-            });
+    /// Tells the listeners watching `partition` of `table` of a committed write; `events`
+    /// is only built if one does.
+    fn tell(&self, table: &TableDefinition, partition: &Partition, events: impl FnOnce() -> Vec<RowEvent>) {
+        let watchers = self.watchers(table, partition);
+        let Some((last, others)) = watchers.split_last() else {
+            return;
+        };
+        let events = events();
+        if events.is_empty() {
+            return;
         }
+        let batch = ChangeBatch {
+            table_uid: table.uid,
+            schema_version: table.schema().version,
+            partition: partition.clone(),
+            events,
+        };
+        for listener in others {
+            listener.committed(batch.clone());
+        }
+        last.committed(batch);
     }
 
-    /// The insert events of `written` rows, if someone watches.
-    fn insert_events(listener: Option<&dyn ChangeListener>, written: &[StoredRow]) -> Vec<RowEvent> {
-        if listener.is_none() {
-            return Vec::new();
-        }
+    /// The insert events of `written` rows.
+    fn insert_events(written: &[StoredRow]) -> Vec<RowEvent> {
         written
             .iter()
             .map(|row| RowEvent::Insert {
@@ -256,8 +259,7 @@ impl KvRowStore {
             }
         }
         self.kv.write(batch)?;
-        let watcher = self.watcher(table, partition);
-        Self::tell(watcher, table, partition, Self::insert_events(watcher, &written));
+        self.tell(table, partition, || Self::insert_events(&written));
         Ok(written)
     }
 }
@@ -327,8 +329,7 @@ impl RowStore for KvRowStore {
             });
         }
         self.kv.write(batch)?;
-        let watcher = self.watcher(table, partition);
-        Self::tell(watcher, table, partition, Self::insert_events(watcher, &written));
+        self.tell(table, partition, || Self::insert_events(&written));
         Ok(written)
     }
 
@@ -345,7 +346,10 @@ impl RowStore for KvRowStore {
         let codec = RowCodec::new(table.schema());
         let mut batch = WriteBatch::new();
         let mut written = Vec::with_capacity(changes.len());
-        let watcher = self.watcher(table, partition);
+        // Events are collected whenever someone may listen; whether anyone watches this
+        // partition is asked after the write, so a subscription registered meanwhile
+        // still hears of it.
+        let collect_events = !self.listeners.is_empty();
         let mut events = Vec::new();
         // Row ids that end this statement holding a live row, and ones it vacates.
         let mut claimed: HashSet<Vec<u8>> = HashSet::new();
@@ -369,7 +373,7 @@ impl RowStore for KvRowStore {
             }
             let seq = self.seq.next_id();
             if change.delete {
-                if watcher.is_some() {
+                if collect_events {
                     events.push(RowEvent::Delete {
                         row_id: change.row_id.clone(),
                         old: old.clone(),
@@ -429,7 +433,7 @@ impl RowStore for KvRowStore {
                 deleted: false,
                 values: change.values,
             };
-            if watcher.is_some() {
+            if collect_events {
                 events.push(RowEvent::Update {
                     old_row_id: change.row_id.clone(),
                     old: old.clone(),
@@ -445,7 +449,7 @@ impl RowStore for KvRowStore {
             });
         }
         self.kv.write(batch)?;
-        Self::tell(watcher, table, partition, events);
+        self.tell(table, partition, || events);
         Ok(written)
     }
 

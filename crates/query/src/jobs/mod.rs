@@ -1,9 +1,11 @@
 //! Background jobs, each recorded in `system.jobs`.
 //!
 //! - [`stream_eviction`]: removes STREAM rows past their TTL or `MAX_ROWS`.
+//! - [`flush_policy`]: flushes tables by their `FLUSH_POLICY`, and at shutdown.
 //! - [`recover_interrupted`]: at start-up, a job the last run left `running` is marked
 //!   `failed`, so no job row claims to run when nothing does.
 
+pub mod flush_policy;
 pub mod stream_eviction;
 
 use calamus_domain::ids::now_micros;
