@@ -28,6 +28,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[log]`: what the server logs.
     pub log: LogConfig,
+    /// `[jobs]`: background jobs.
+    pub jobs: JobsConfig,
 }
 
 /// `[server]`: the HTTP listener and its limits.
@@ -167,6 +169,20 @@ impl Default for LogConfig {
     }
 }
 
+/// `[jobs]`: background jobs (flushes, stream eviction).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// How long the rows of finished jobs stay in `system.jobs`, in hours (168: a week).
+    pub retention_hours: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self { retention_hours: 168 }
+    }
+}
+
 /// The command-line flags that override the configuration (those of `calamus serve`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct ConfigFlags {
@@ -200,7 +216,8 @@ pub const ENV_VARS: [(&str, &str); 7] = [
 ];
 
 /// Every key of the file, for checking a whole file at once.
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 19] = [
+    "jobs.retention_hours",
     "server.max_statements_per_request",
     "storage.sync_writes",
     "server.listen",
@@ -404,6 +421,7 @@ impl Config {
             "auth.refresh_token_ttl_secs" => at_least_one(self.auth.refresh_token_ttl_secs),
             "auth.login_max_failures" => at_least_one(u64::from(self.auth.login_max_failures)),
             "log.level" => check_log_level(&self.log.level),
+            "jobs.retention_hours" => at_least_one(self.jobs.retention_hours),
             _ => Ok(()),
         }
     }

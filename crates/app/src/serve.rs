@@ -89,6 +89,11 @@ pub async fn run_until(
         FLUSH_POLICY_TICK,
         stop_jobs.subscribe(),
     ));
+    let pruning = tokio::spawn(prune_jobs(
+        Arc::clone(database.engine.catalog()),
+        Duration::from_secs(config.jobs.retention_hours.saturating_mul(3600)),
+        stop_jobs.subscribe(),
+    ));
     server.serve(shutdown).await;
     // The jobs stop; the flush job first flushes every table that has a policy.
     let _ = stop_jobs.send(true);
@@ -98,10 +103,29 @@ pub async fn run_until(
     if let Err(error) = flushes.await {
         tracing::error!(%error, "the flush job ended abnormally");
     }
+    let _ = pruning.await;
     database.kv.sync()?;
     tracing::info!("store synced; stopped");
     Ok(())
 }
+
+/// Removes the rows of jobs finished longer than `retention` ago: at start, then hourly.
+async fn prune_jobs(catalog: Arc<dyn calamus_domain::Catalog>, retention: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        match jobs::prune_finished(catalog.as_ref(), retention).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "old job rows removed from system.jobs"),
+            Err(error) => tracing::warn!(%error, "pruning old job rows failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(JOB_PRUNE_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// How often old job rows are pruned.
+const JOB_PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The server's HTTP settings from the configuration.
 fn http_config(config: &Config, jwt_secret: Vec<u8>) -> HttpConfig {

@@ -90,4 +90,7 @@ pub trait Catalog: std::fmt::Debug + Send + Sync + 'static {
 
     /// Adds or replaces a job record.
     async fn put_job(&self, job: JobRecord) -> DomainResult<()>;
+
+    /// Removes job records (ids that are not there are ignored).
+    async fn delete_jobs(&self, job_ids: &[String]) -> DomainResult<()>;
 }

@@ -364,4 +364,18 @@ impl Catalog for KvCatalog {
             Ok(())
         })
     }
+
+    async fn delete_jobs(&self, job_ids: &[String]) -> DomainResult<()> {
+        if job_ids.is_empty() {
+            return Ok(());
+        }
+        self.apply(|snap, batch| {
+            for id in job_ids {
+                if snap.jobs.remove(id).is_some() {
+                    batch.delete(SYSTEM_KEYSPACE, key(JOB_PREFIX, id));
+                }
+            }
+            Ok(())
+        })
+    }
 }

@@ -1,0 +1,123 @@
+//! The cold tier, on both backends: flush throughput (rows/s and MB/s of Parquet), and a
+//! query over a SHARED table of 20 flushed segments plus hot rows against DataFusion
+//! reading the same Parquet files directly, in the same run.
+//!
+//! Run: `cargo bench -p calamus-tests --bench cold_tier` (a release build); a backend
+//! name as argument runs that backend only.
+
+use std::time::{Duration, Instant};
+
+use calamus::{Database, StorageBackend};
+use calamus_domain::{Partition, Value};
+use calamus_query::{Session, StatementOutput};
+use calamus_tests::bench_support::{load_rows, median_time, runtime, table_definition};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+const SEGMENTS: usize = 20;
+const ROWS_PER_SEGMENT: usize = 50_000;
+const HOT_ROWS: usize = 10_000;
+const QUERY: &str = "SELECT count(*), sum(n) FROM app.t WHERE n % 7 = 3";
+/// The same aggregate over the raw segments (column `c3` is `n`; every row is live and
+/// has a single version, so no de-duplication is needed there).
+const DIRECT_QUERY: &str = "SELECT count(*), sum(c3) FROM segments WHERE c3 % 7 = 3";
+
+fn rows(from: usize, count: usize) -> impl Iterator<Item = (Partition, Vec<Value>)> {
+    (from..from + count).map(|i| {
+        (
+            Partition::Shared,
+            vec![
+                Value::BigInt(i as i64),
+                Value::Text(format!("row {i:08} with a payload of some length")),
+                Value::BigInt((i * 31 % 1000) as i64),
+            ],
+        )
+    })
+}
+
+fn count_of(outputs: &[StatementOutput]) -> String {
+    match &outputs[0] {
+        StatementOutput::Rows { batches, .. } => datafusion::arrow::util::pretty::pretty_format_batches(batches)
+            .expect("printable")
+            .to_string(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn run(backend: StorageBackend) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let db = Database::open(backend, &data_dir).expect("open");
+    let mut root = Session::root();
+    rt.block_on(db.engine.execute(
+        &mut root,
+        "CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY, v TEXT, n BIGINT)",
+        &[],
+    ))
+    .expect("DDL");
+    let table = table_definition(&db, "app", "t");
+
+    // Flush throughput: 20 segments of 50,000 rows each.
+    let mut flush_time = Duration::ZERO;
+    for segment in 0..SEGMENTS {
+        load_rows(&db, &table, rows(segment * ROWS_PER_SEGMENT, ROWS_PER_SEGMENT));
+        let started = Instant::now();
+        rt.block_on(db.engine.execute(&mut root, "FLUSH TABLE app.t", &[]))
+            .expect("flush");
+        flush_time += started.elapsed();
+    }
+    let folder = data_dir.join("storage/app/t");
+    let bytes: u64 = std::fs::read_dir(&folder)
+        .expect("the segments' folder")
+        .flatten()
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let total_rows = (SEGMENTS * ROWS_PER_SEGMENT) as f64;
+    println!(
+        "{backend}: flush: {:.0} rows/s, {:.1} MB/s of Parquet ({SEGMENTS} segments of {ROWS_PER_SEGMENT} rows, {:.1} MiB)",
+        total_rows / flush_time.as_secs_f64(),
+        bytes as f64 / 1e6 / flush_time.as_secs_f64(),
+        bytes as f64 / (1024.0 * 1024.0)
+    );
+    load_rows(&db, &table, rows(SEGMENTS * ROWS_PER_SEGMENT, HOT_ROWS));
+
+    // The engine over hot + 20 segments, against DataFusion over the segments alone.
+    let ctx = SessionContext::new();
+    rt.block_on(ctx.register_parquet(
+        "segments",
+        folder.to_string_lossy().as_ref(),
+        ParquetReadOptions::default(),
+    ))
+    .expect("register the segments");
+    let engine_answer = count_of(&rt.block_on(db.engine.execute(&mut root, QUERY, &[])).expect("query"));
+    let direct_answer = rt
+        .block_on(async { ctx.sql(DIRECT_QUERY).await?.collect().await })
+        .expect("direct");
+    eprintln!("{backend}: engine (hot + cold):\n{engine_answer}");
+    eprintln!(
+        "{backend}: direct (cold only):\n{}",
+        datafusion::arrow::util::pretty::pretty_format_batches(&direct_answer).expect("printable")
+    );
+    let engine = median_time(9, || {
+        rt.block_on(db.engine.execute(&mut root, QUERY, &[])).expect("query");
+    });
+    let direct = median_time(9, || {
+        rt.block_on(async { ctx.sql(DIRECT_QUERY).await?.collect().await })
+            .expect("direct");
+    });
+    println!(
+        "{backend}: aggregate over {SEGMENTS} segments + {HOT_ROWS} hot rows: engine {:.1?}, DataFusion on the Parquet files {:.1?}, ratio {:.2}x (target <= 1.5x)",
+        engine,
+        direct,
+        engine.as_secs_f64() / direct.as_secs_f64()
+    );
+}
+
+fn main() {
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    for backend in StorageBackend::ALL {
+        if filter.is_empty() || filter.iter().any(|f| backend.as_str().contains(f.as_str())) {
+            run(backend);
+        }
+    }
+}
