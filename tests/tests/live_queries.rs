@@ -22,6 +22,7 @@ calamus_tests::on_both_backends!(
     writes_during_the_snapshot_arrive_exactly_once,
     a_client_that_does_not_read_is_disconnected,
     stream_rows_expire_and_eviction_is_a_job,
+    subscriptions_see_flushed_rows,
 );
 
 /// Quiet time after which no further message is expected.
@@ -655,4 +656,31 @@ fn stream_rows_expire_and_eviction_is_a_job(backend: StorageBackend) {
     let server = TestServer::start_in(backend, &data_dir, |_| {});
     let job = eviction_job(&server).expect("the job row survives a restart");
     assert_eq!(job[0], "completed", "{job}");
+}
+
+fn subscriptions_see_flushed_rows(backend: StorageBackend) {
+    let server = server(backend);
+    let auth = alice(&server);
+    server.sql_ok(&auth, "INSERT INTO app.msgs VALUES (1, 'a', 'one'), (2, 'a', 'two'), (3, 'b', 'three')");
+    server.sql_ok(&bob(&server), "INSERT INTO app.msgs VALUES (9, 'a', 'bob')");
+    server.sql_ok(&server.root(), "FLUSH TABLE app.msgs");
+    server.sql_ok(&auth, "INSERT INTO app.msgs VALUES (4, 'a', 'four')");
+    let mut client = WsClient::connect_as(server.addr, &server.bearer("alice", "alice-password"));
+    let (ack, rows) = client.subscribe("m", "SELECT id, body FROM app.msgs WHERE room = 'a'", json!({}));
+    assert_eq!(ack["total_rows"], 3, "{ack}");
+    assert_eq!(ids(&rows), ["1", "2", "4"], "flushed and hot rows, alice's only");
+    // Changes to flushed rows carry their previous values.
+    server.sql_ok(&auth, "UPDATE app.msgs SET body = 'TWO' WHERE id = 2");
+    let change = client.recv();
+    assert_eq!(change["change_type"], "update", "{change}");
+    assert_eq!(rows_of(&change, "old_values")[0]["body"], "two");
+    server.sql_ok(&auth, "DELETE FROM app.msgs WHERE id = 1");
+    let change = client.recv();
+    assert_eq!(change["change_type"], "delete", "{change}");
+    assert_eq!(ids(&rows_of(&change, "old_values")), ["1"]);
+    // A flush while subscribed changes nothing in the view, so it sends nothing.
+    server.sql_ok(&server.root(), "FLUSH TABLE app.msgs");
+    assert_eq!(client.try_recv(QUIET), None);
+    let (_, rows) = client.subscribe("again", "SELECT id, body FROM app.msgs WHERE room = 'a'", json!({}));
+    assert_eq!(ids(&rows), ["4", "2"], "the newest versions, oldest _seq first");
 }

@@ -450,10 +450,12 @@ impl LiveSession<'_> {
         }
     }
 
-    fn subscription_of(&self, live_id: &str) -> Option<String> {
+    /// The subscription an event is for: the same registration, not merely the same id
+    /// (an id reused after unsubscribe must not receive its predecessor's queued events).
+    fn subscription_of(&self, live_id: &Arc<str>) -> Option<String> {
         self.subscriptions
             .iter()
-            .find(|(_, s)| &*s.entry().live_id == live_id)
+            .find(|(_, s)| Arc::ptr_eq(&s.entry().live_id, live_id))
             .map(|(id, _)| id.clone())
     }
 

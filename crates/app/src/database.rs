@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use calamus_domain::ids::SnowflakeGenerator;
-use calamus_domain::{KvCatalog, KvEngine, KvRowStore};
+use calamus_domain::{Catalog, KvCatalog, KvEngine, KvRowStore};
 use calamus_query::QueryEngine;
 use calamus_query::jobs::flush_policy::HotRowCounter;
 use calamus_query::live::LiveQueries;
@@ -182,6 +182,12 @@ fn drop_orphan_keyspaces(kv: &dyn KvEngine, catalog: &KvCatalog) -> Result<(), A
             && table_keyspace[1..].chars().all(|c| c.is_ascii_digit());
         if is_table_keyspace && !live.contains(&table_keyspace.to_owned()) {
             kv.drop_keyspace(&keyspace)?;
+        }
+    }
+    // Tables created before the cold tier existed have no cold key index yet.
+    for table in catalog.snapshot().tables.values() {
+        if table.kind != calamus_domain::model::TableKind::Stream {
+            kv.create_keyspace(&table.cold_keyspace())?;
         }
     }
     Ok(())

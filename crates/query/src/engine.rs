@@ -38,6 +38,8 @@ pub struct QueryEngine {
     pub(crate) snowflake: Arc<SnowflakeGenerator>,
     pub(crate) live: Arc<LiveQueries>,
     pub(crate) cold: Option<ColdStorage>,
+    /// One flush at a time per table (by uid): two would write the same segment file.
+    pub(crate) flush_locks: parking_lot::Mutex<std::collections::HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     base_state: SessionState,
 }
 
@@ -73,6 +75,7 @@ impl QueryEngine {
             snowflake,
             live,
             cold: None,
+            flush_locks: Default::default(),
             base_state,
         }
     }

@@ -365,6 +365,14 @@ impl RowStore for KvRowStore {
                 // Not hot: the newest version may be a flushed one, which the query read.
                 None => match (self.cold_version(table, &old_key)?, change.old.clone()) {
                     (Some(cold), Some(read)) if !cold.deleted && cold.seq == read.seq => read,
+                    // Written again and flushed since the statement read it: the statement
+                    // runs again on the newer version rather than skip or overwrite it.
+                    (Some(cold), Some(_)) if !cold.deleted => {
+                        return Err(DomainError::ReadRacedFlush(format!(
+                            "a row of {} changed and was flushed while this statement ran; run it again",
+                            table.id
+                        )));
+                    }
                     _ => continue, // The row vanished since it was read: nothing to change.
                 },
             };

@@ -120,6 +120,16 @@ fn check_template(option: &str, template: &str, per_user: bool) -> DomainResult<
     if rest.contains('}') {
         return Err(invalid("has a '}' without '{'".into()));
     }
+    // `{tableName}_{userId}` would let table `t_a` of user `b` and table `t` of user `a_b`
+    // share a folder: a placeholder is a whole path segment.
+    if let Some(segment) = template
+        .split('/')
+        .find(|s| s.contains('{') && !TEMPLATE_PLACEHOLDERS.contains(s))
+    {
+        return Err(invalid(format!(
+            "has segment '{segment}': a placeholder must be a whole path segment, such as {{tableName}}"
+        )));
+    }
     for needed in ["{namespace}", "{tableName}"] {
         if !template.contains(needed) {
             return Err(invalid(format!(
@@ -176,6 +186,11 @@ mod tests {
                 "unknown placeholder {table}",
             ),
             ("{namespace}/{tableName", "{namespace}/{tableName}/{userId}", "unclosed"),
+            (
+                "{namespace}/{tableName}",
+                "{namespace}/{tableName}_{userId}",
+                "whole path segment",
+            ),
             (
                 "{namespace}",
                 "{namespace}/{tableName}/{userId}",

@@ -56,6 +56,8 @@ impl QueryEngine {
             )));
         }
         let cold = self.cold_storage()?;
+        let lock = Arc::clone(self.flush_locks.lock().entry(table.uid).or_default());
+        let _one_flush_at_a_time = lock.lock().await;
         let storage = ColdStorage::storage_of(&self.catalog.snapshot(), table)?;
         let rows = Arc::clone(&self.rows);
         let visited = Arc::clone(table);

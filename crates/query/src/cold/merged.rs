@@ -16,7 +16,9 @@
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
+use calamus_domain::arrow_rows::build_array;
 use calamus_domain::model::{DELETED_COLUMN, Manifest, SEQ_COLUMN, StorageDefinition, TableDefinition};
 use calamus_domain::{Partition, RowStore, ScanRequest};
 use datafusion::catalog::Session;
@@ -188,26 +190,69 @@ impl PartitionStream for TieredStream {
     }
 }
 
-/// The rows of a manifest's segments, through DataFusion's Parquet reader: columns a
-/// segment lacks (added after it was written) read as NULL.
+/// The rows of a manifest's segments, through DataFusion's Parquet reader. A column
+/// added after a segment was written reads as the value the ALTER gave older rows (its
+/// default, else NULL), as hot rows of older schema versions do.
 fn segments(
     tiers: &Tiers,
     manifest: &Manifest,
     projection: Vec<usize>,
     ctx: Arc<TaskContext>,
 ) -> Result<SendableRecordBatchStream> {
-    let files: Vec<PartitionedFile> = manifest
-        .segments
-        .iter()
-        .map(|s| {
-            let path = tiers.cold.segment_path(&tiers.storage, &s.path);
-            PartitionedFile::new(path.to_string_lossy().trim_start_matches('/').to_owned(), s.bytes)
-        })
-        .collect();
-    let source = Arc::new(ParquetSource::new(Arc::clone(&tiers.schema)));
-    let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source)
-        .with_file_group(FileGroup::new(files))
-        .with_projection_indices(Some(projection))?
-        .build();
-    DataSourceExec::from_data_source(config).execute(0, ctx)
+    let columns = &tiers.table.schema().columns;
+    // Segments grouped by the columns they lack (positions in the projected output).
+    let mut groups: Vec<(Vec<usize>, Vec<PartitionedFile>)> = Vec::new();
+    for segment in &manifest.segments {
+        let missing: Vec<usize> = projection
+            .iter()
+            .enumerate()
+            .filter(|&(_, &i)| i < columns.len() && columns[i].added_in_version > segment.schema_version)
+            .map(|(out, _)| out)
+            .collect();
+        let path = tiers.cold.segment_path(&tiers.storage, &segment.path);
+        let file = PartitionedFile::new(path.to_string_lossy().trim_start_matches('/').to_owned(), segment.bytes);
+        match groups.iter_mut().find(|(m, _)| *m == missing) {
+            Some((_, files)) => files.push(file),
+            None => groups.push((missing, vec![file])),
+        }
+    }
+    let projected: SchemaRef = Arc::new(tiers.schema.project(&projection)?);
+    let mut streams = Vec::with_capacity(groups.len());
+    for (missing, files) in groups {
+        let source = Arc::new(ParquetSource::new(Arc::clone(&tiers.schema)));
+        let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source)
+            .with_file_group(FileGroup::new(files))
+            .with_projection_indices(Some(projection.clone()))?
+            .build();
+        let stream = DataSourceExec::from_data_source(config).execute(0, Arc::clone(&ctx))?;
+        if missing.is_empty() {
+            streams.push(stream);
+            continue;
+        }
+        let fills: Vec<(usize, calamus_domain::DataType, calamus_domain::Value)> = missing
+            .iter()
+            .map(|&out| {
+                let column = &columns[projection[out]];
+                let value = column
+                    .missing_value
+                    .as_ref()
+                    .map_or(calamus_domain::Value::Null, |v| v.to_value(&column.data_type));
+                (out, column.data_type, value)
+            })
+            .collect();
+        let filled = stream.map(move |batch| {
+            let batch = batch?;
+            let mut arrays = batch.columns().to_vec();
+            for (out, data_type, value) in &fills {
+                arrays[*out] = build_array(data_type, batch.num_rows(), |_| value)
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            }
+            Ok(RecordBatch::try_new(batch.schema(), arrays)?)
+        });
+        streams.push(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&projected), filled)));
+    }
+    Ok(Box::pin(RecordBatchStreamAdapter::new(
+        projected,
+        futures::stream::iter(streams).flatten(),
+    )))
 }

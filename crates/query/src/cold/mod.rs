@@ -32,11 +32,15 @@ pub struct ColdStorage {
 }
 
 impl ColdStorage {
-    /// Cold files of a server whose data directory is `data_dir`.
+    /// Cold files of a server whose data directory is `data_dir`, made absolute and free
+    /// of `.` and `..` (the Parquet reader's local file store resolves paths from the root
+    /// and takes each component literally).
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            data_dir: data_dir.into(),
-        }
+        let data_dir = data_dir.into();
+        let data_dir = std::fs::canonicalize(&data_dir)
+            .or_else(|_| std::path::absolute(&data_dir))
+            .unwrap_or(data_dir);
+        Self { data_dir }
     }
 
     /// The folder a storage's templates are relative to.
@@ -123,5 +127,28 @@ pub async fn drop_table_data(engine: &crate::engine::QueryEngine, table: &TableD
                 folder = dir.parent();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_data_directory_gives_absolute_segment_paths() {
+        let cold = ColdStorage::new("./data");
+        let local = StorageDefinition::local(0);
+        let path = cold.segment_path(&local, "app/t/alice/batch-0.parquet");
+        assert!(path.is_absolute(), "{}", path.display());
+        assert!(
+            path.ends_with("data/storage/app/t/alice/batch-0.parquet"),
+            "{}",
+            path.display()
+        );
+        let archive = StorageDefinition {
+            base_directory: "/mnt/archive".into(),
+            ..StorageDefinition::local(0)
+        };
+        assert_eq!(cold.base(&archive), PathBuf::from("/mnt/archive"));
     }
 }

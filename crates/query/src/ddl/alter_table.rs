@@ -2,7 +2,7 @@
 //! read back under the new one (see the row codec).
 
 use calamus_domain::ids::now_micros;
-use calamus_domain::model::{ColumnDefault, StoredValue, TableKind};
+use calamus_domain::model::{ColumnDefault, StoredValue, TableDefinition, TableKind};
 use calamus_domain::{ColumnName, DomainError};
 use datafusion::sql::sqlparser::ast::{AlterColumnOperation, AlterTable, AlterTableOperation, SqlOption};
 
@@ -171,11 +171,15 @@ pub async fn run(engine: &QueryEngine, session: &Session, alter: AlterTable) -> 
                 table_properties: options,
             } => {
                 let mut kind = None;
+                let storage_before = table.options.storage_id.clone();
                 for option in options {
                     let SqlOption::KeyValue { key, value } = option else {
                         return Err(QueryError::InvalidStatement(format!("unsupported option '{option}'")));
                     };
                     apply_option(&mut table.options, &mut kind, &key.value, &value)?;
+                }
+                if table.options.storage_id != storage_before {
+                    check_storage_move(engine, &table)?;
                 }
                 if kind.is_some_and(|k| k != table.kind) {
                     return Err(QueryError::InvalidStatement(format!(
@@ -195,6 +199,26 @@ pub async fn run(engine: &QueryEngine, session: &Session, alter: AlterTable) -> 
         0,
         format!("Table {id} altered successfully (schema version {version})"),
     ))
+}
+
+/// A table may move to another storage only if it exists and the table has no flushed
+/// segments (their paths are relative to the storage they were written to).
+fn check_storage_move(engine: &QueryEngine, table: &TableDefinition) -> QueryResult<()> {
+    if let Some(storage) = &table.options.storage_id
+        && !engine.catalog.snapshot().storages.contains_key(storage)
+    {
+        return Err(DomainError::StorageNotFound {
+            storage: storage.to_string(),
+        }
+        .into());
+    }
+    if engine.rows.manifests(table)?.iter().any(|(_, m)| !m.is_empty()) {
+        return Err(QueryError::Domain(DomainError::Constraint(format!(
+            "table {} has flushed rows in its storage; its STORAGE_ID cannot change",
+            table.id
+        ))));
+    }
+    Ok(())
 }
 
 /// A column an ALTER names: a user column (system columns cannot be changed).

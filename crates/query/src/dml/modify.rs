@@ -118,17 +118,9 @@ async fn matching_rows(
         }];
         select.selection = selection;
     }
-    // A read that overlapped the first flush of the partition is run again (it fails
-    // rather than miss rows; see `KvPartitionStream::expect_unflushed`).
-    let mut attempts = 0;
-    loop {
-        let state = engine.state_for(session, Some(id.clone()));
-        match engine.query(&state, statement.clone(), params).await {
-            Ok((_, batches)) => return Ok(Matched { batches, projected }),
-            Err(QueryError::Domain(DomainError::ReadRacedFlush(_))) if attempts < 5 => attempts += 1,
-            Err(e) => return Err(e),
-        }
-    }
+    let state = engine.state_for(session, Some(id.clone()));
+    let (_, batches) = engine.query(&state, statement, params).await?;
+    Ok(Matched { batches, projected })
 }
 
 fn row_ids(batch: &arrow::record_batch::RecordBatch) -> QueryResult<&BinaryArray> {
@@ -155,8 +147,33 @@ async fn write(
     Ok(written.len() as u64)
 }
 
+/// Runs a statement again when it overlapped a flush that moved rows it read (it fails
+/// rather than miss or overwrite them: see `DomainError::ReadRacedFlush`).
+async fn retrying<F, Fut>(mut run: F) -> QueryResult<StatementOutput>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = QueryResult<StatementOutput>>,
+{
+    let mut attempts = 0;
+    loop {
+        match run().await {
+            Err(QueryError::Domain(DomainError::ReadRacedFlush(_))) if attempts < 5 => attempts += 1,
+            outcome => return outcome,
+        }
+    }
+}
+
 /// `DELETE FROM t [WHERE ...]`: a soft delete for USER and SHARED tables.
 pub async fn delete(
+    engine: &QueryEngine,
+    session: &Session,
+    delete: Delete,
+    params: &[ScalarValue],
+) -> QueryResult<StatementOutput> {
+    retrying(|| delete_once(engine, session, delete.clone(), params)).await
+}
+
+async fn delete_once(
     engine: &QueryEngine,
     session: &Session,
     delete: Delete,
@@ -206,6 +223,15 @@ pub async fn delete(
 
 /// `UPDATE t SET c = expr, ... [WHERE ...]`: a new version of every matched row.
 pub async fn update(
+    engine: &QueryEngine,
+    session: &Session,
+    update: Update,
+    params: &[ScalarValue],
+) -> QueryResult<StatementOutput> {
+    retrying(|| update_once(engine, session, update.clone(), params)).await
+}
+
+async fn update_once(
     engine: &QueryEngine,
     session: &Session,
     update: Update,

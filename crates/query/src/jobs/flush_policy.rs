@@ -166,8 +166,10 @@ async fn flush(engine: &QueryEngine, counter: &HotRowCounter, table: &Arc<TableD
             return;
         }
     }
-    counter.reset(table.uid);
-    if let Err(error) = flush_as_job(engine, table).await {
-        tracing::warn!(table = %table.id, %error, "a flush by policy failed; it is retried at the next due time");
+    match flush_as_job(engine, table).await {
+        Ok(_) => counter.reset(table.uid),
+        Err(error) => {
+            tracing::warn!(table = %table.id, %error, "a flush by policy failed; it is retried at the next tick");
+        }
     }
 }

@@ -10,15 +10,21 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use arrow::array::{Array, BinaryArray, BooleanArray, Int64Array};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use calamus_domain::{ChangeBatch, RowEvent, RowVersion, ScanRequest, StoredRow};
+use calamus_domain::model::{DELETED_COLUMN, SEQ_COLUMN, TableKind};
+use calamus_domain::{ChangeBatch, DomainError, RowEvent, RowVersion, ScanRequest, StoredRow, Value};
 
 use super::query::LiveQuery;
 use super::registry::{LiveConnection, LiveEntry, NewSubscription, RegisterError};
 use crate::engine::QueryEngine;
 use crate::error::{QueryError, QueryResult};
+use crate::parser::parse_statements;
+use crate::providers::ROW_ID_COLUMN;
 use crate::session::Session;
+use crate::statement::Statement;
+use crate::types::column_values;
 
 /// Rows per initial batch when the client does not say.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
@@ -197,25 +203,8 @@ impl QueryEngine {
                     "this connection already has a subscription '{subscription_id}'; unsubscribe it first"
                 ))
             })?;
-        let rows = Arc::clone(&self.rows);
-        let table = Arc::clone(query.table());
-        let partition = query.partition().clone();
-        let scanned = tokio::task::spawn_blocking(move || {
-            let request = ScanRequest {
-                include_deleted: true,
-                ..ScanRequest::all()
-            };
-            rows.scan(&table, &partition, request)?
-                .collect::<Result<Vec<StoredRow>, _>>()
-        })
-        .await
-        .map_err(|e| QueryError::InvalidStatement(format!("the snapshot read failed: {e}")));
-        let scanned = match scanned {
-            Ok(Ok(rows)) => rows,
-            Ok(Err(e)) => {
-                connection.unregister(subscription_id);
-                return Err(e.into());
-            }
+        let scanned = match self.snapshot_versions(session, &query).await {
+            Ok(rows) => rows,
             Err(e) => {
                 connection.unregister(subscription_id);
                 return Err(e);
@@ -228,6 +217,92 @@ impl QueryEngine {
                 Err(e)
             }
         }
+    }
+}
+
+impl QueryEngine {
+    /// The newest version of every row of a subscription's partition, deleted ones
+    /// included. Hot rows only for STREAM tables (never flushed); otherwise both tiers,
+    /// through the same merged read as a query, run again if it overlapped a flush.
+    async fn snapshot_versions(&self, session: &Session, query: &LiveQuery) -> QueryResult<Vec<StoredRow>> {
+        let table = Arc::clone(query.table());
+        if table.kind == TableKind::Stream || self.cold.is_none() {
+            let (rows, partition) = (Arc::clone(&self.rows), query.partition().clone());
+            return tokio::task::spawn_blocking(move || {
+                let request = ScanRequest {
+                    include_deleted: true,
+                    ..ScanRequest::all()
+                };
+                rows.scan(&table, &partition, request)?
+                    .collect::<Result<Vec<StoredRow>, _>>()
+            })
+            .await
+            .map_err(|e| QueryError::InvalidStatement(format!("the snapshot read failed: {e}")))?
+            .map_err(QueryError::from);
+        }
+        let quote = |name: &str| format!("\"{name}\"");
+        let columns: Vec<String> = table.schema().columns.iter().map(|c| quote(c.name.as_str())).collect();
+        let sql = format!(
+            "SELECT {}, {seq}, {deleted}, {row_id} FROM {}.{} WHERE {deleted} OR NOT {deleted}",
+            columns.join(", "),
+            quote(table.id.namespace.as_str()),
+            quote(table.id.table.as_str()),
+            seq = quote(SEQ_COLUMN),
+            deleted = quote(DELETED_COLUMN),
+            row_id = quote(ROW_ID_COLUMN),
+        );
+        let mut attempts = 0;
+        let batches = loop {
+            let Some(Statement::Sql(statement)) = parse_statements(&sql)?.into_iter().next() else {
+                return Err(QueryError::InvalidStatement("the snapshot query does not parse".into()));
+            };
+            let state = self.state_for(session, Some(table.id.clone()));
+            match self.query(&state, *statement, &[]).await {
+                Ok((_, batches)) => break batches,
+                Err(QueryError::Domain(DomainError::ReadRacedFlush(_))) if attempts < 5 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        let user = query.partition().user().map(|u| u.to_string());
+        let n = table.schema().columns.len();
+        let mut versions = Vec::new();
+        for batch in &batches {
+            let values: Vec<Vec<Value>> = table
+                .schema()
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| column_values(batch.column(i), &c.data_type, c.name.as_str()))
+                .collect::<QueryResult<_>>()?;
+            let corrupt = || QueryError::Domain(DomainError::Corrupt("the snapshot's hidden columns".into()));
+            let seqs = batch
+                .column(n)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(corrupt)?;
+            let deleted = batch
+                .column(n + 1)
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(corrupt)?;
+            let ids = batch
+                .column(n + 2)
+                .as_any()
+                .downcast_ref::<BinaryArray>()
+                .ok_or_else(corrupt)?;
+            for row in 0..batch.num_rows() {
+                versions.push(StoredRow {
+                    row_id: ids.value(row).to_vec(),
+                    user: user.clone(),
+                    version: RowVersion {
+                        seq: seqs.value(row),
+                        deleted: deleted.value(row),
+                        values: values.iter().map(|c| c[row].clone()).collect(),
+                    },
+                });
+            }
+        }
+        Ok(versions)
     }
 }
 
@@ -349,6 +424,9 @@ impl Subscription {
 
     /// A committed write to the subscription's partition: the messages it makes.
     pub fn on_changes(&mut self, batch: Arc<ChangeBatch>) -> QueryResult<Vec<LiveMessage>> {
+        if batch.table_uid != self.query.table().uid {
+            return Ok(Vec::new()); // Not this subscription's table (cannot happen by routing).
+        }
         if batch.schema_version != self.query.table().schema().version {
             return Err(QueryError::InvalidStatement(format!(
                 "table {} was altered; subscribe again to see its new columns",
