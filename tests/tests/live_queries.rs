@@ -661,7 +661,10 @@ fn stream_rows_expire_and_eviction_is_a_job(backend: StorageBackend) {
 fn subscriptions_see_flushed_rows(backend: StorageBackend) {
     let server = server(backend);
     let auth = alice(&server);
-    server.sql_ok(&auth, "INSERT INTO app.msgs VALUES (1, 'a', 'one'), (2, 'a', 'two'), (3, 'b', 'three')");
+    server.sql_ok(
+        &auth,
+        "INSERT INTO app.msgs VALUES (1, 'a', 'one'), (2, 'a', 'two'), (3, 'b', 'three')",
+    );
     server.sql_ok(&bob(&server), "INSERT INTO app.msgs VALUES (9, 'a', 'bob')");
     server.sql_ok(&server.root(), "FLUSH TABLE app.msgs");
     server.sql_ok(&auth, "INSERT INTO app.msgs VALUES (4, 'a', 'four')");
