@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::ops::Bound;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use calamus_domain::{DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, WriteBatch, WriteOp};
 use parking_lot::RwLock;
@@ -39,13 +40,32 @@ pub struct SledEngine {
 /// Pending changes of one tree: the final value of every key a batch touches (`None`: removed).
 type TreeChanges = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// How long opening waits for the store's lock, held by an instance being dropped.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
 /// Opens (creating it if needed) the sled store at `path`, with every keyspace it holds.
 pub fn open(path: &Path, config: &SledConfig) -> DomainResult<SledEngine> {
-    let db = sled::Config::new()
-        .path(path)
-        .cache_capacity(config.cache_capacity)
-        .open()
-        .map_err(|e| storage_error(format_args!("opening the store at {}", path.display()), e))?;
+    let started = Instant::now();
+    let db = loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(config.cache_capacity)
+            .open();
+        match opened {
+            Ok(db) => break db,
+            // An instance of this process that was just dropped still holds the lock until
+            // its background flusher ends: wait for it a little.
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(storage_error(
+                    format_args!("opening the store at {}", path.display()),
+                    e,
+                ));
+            }
+        }
+    };
     let mut keyspaces = BTreeMap::new();
     for name in db.tree_names() {
         if name == DEFAULT_TREE {
