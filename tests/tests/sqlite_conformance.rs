@@ -17,10 +17,18 @@ use calamus_tests::slt::{self, KnownDifferences, SltConfig};
 /// Failures listed per file.
 const MAX_LISTED: usize = 20;
 
+/// Where the scripts are: `CALAMUS_CONFORMANCE_DIR`, else `shared/conformance/sqlite`
+/// beside the checkout, else the shared folder of this machine (a clone elsewhere).
 fn conformance_dir() -> PathBuf {
-    match std::env::var_os("CALAMUS_CONFORMANCE_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/sqlite"),
+    if let Some(dir) = std::env::var_os("CALAMUS_CONFORMANCE_DIR") {
+        return PathBuf::from(dir);
+    }
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/sqlite");
+    let machine = PathBuf::from("/work/shared/conformance/sqlite");
+    if !beside.is_dir() && machine.is_dir() {
+        machine
+    } else {
+        beside
     }
 }
 
