@@ -361,7 +361,7 @@ async fn dispatch(
             return match ws::upgrade(state, request, peer, authorization.as_deref()).await {
                 Ok(response) => response,
                 Err(error) if error.code.status() == 401 => failed_auth(state, &error, started),
-                Err(error) => ws::upgrade_error(&error, started),
+                Err(error) => error_response(&error, elapsed_ms(started)),
             };
         }
     };

@@ -9,9 +9,10 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use calamus_domain::model::User;
+use calamus_domain::UserId;
+use calamus_domain::model::{Role, User};
 use calamus_query::live::{BatchControl, LiveConnection, LiveEvent, LiveMessage, Subscription, SubscriptionOptions};
 use calamus_query::{QueryError, Session};
 use futures::{SinkExt, StreamExt};
@@ -25,13 +26,13 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role as WsRole, WebSocketConfig};
 
 use crate::auth::TokenType;
 use crate::encode::{schema_json, write_rows_as_objects};
 use crate::error_code::{ApiError, ErrorCode};
 use crate::json_body::{from_object, from_object_value};
-use crate::response::{Body, elapsed_ms, error_response};
+use crate::response::Body;
 use crate::server::ApiState;
 
 /// The read buffer of a connection.
@@ -87,7 +88,8 @@ pub(crate) async fn upgrade(
                     .max_message_size(Some(task_state.config.body_limit_bytes))
                     .max_frame_size(Some(task_state.config.body_limit_bytes))
                     .max_write_buffer_size(task_state.config.body_limit_bytes.max(1 << 20) * 2);
-                let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                let socket =
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), WsRole::Server, Some(config)).await;
                 task_state.metrics.websocket_opened();
                 serve_connection(&task_state, socket, user).await;
                 task_state.metrics.websocket_closed();
@@ -102,11 +104,6 @@ pub(crate) async fn upgrade(
         .header(SEC_WEBSOCKET_ACCEPT, accept)
         .body(crate::response::full(bytes::Bytes::new()))
         .expect("a valid response"))
-}
-
-/// An HTTP error for a failed upgrade.
-pub(crate) fn upgrade_error(error: &ApiError, started: Instant) -> Response<Body> {
-    error_response(error, elapsed_ms(started))
 }
 
 /// The messages a client sends.
@@ -190,7 +187,7 @@ async fn serve_connection(state: &Arc<ApiState>, mut socket: Socket, user: Optio
             None => return,
         },
     };
-    if send(&mut socket, auth_success(&user)).await.is_err() {
+    if socket.send(auth_success(&user.id, user.role)).await.is_err() {
         return;
     }
     let (connection, events) =
@@ -279,8 +276,8 @@ async fn authenticate_first(state: &ApiState, socket: &mut Socket) -> Option<Use
     }
 }
 
-fn auth_success(user: &User) -> Message {
-    Message::text(json!({"type": "auth_success", "user": user.id.as_str(), "role": user.role.as_str()}).to_string())
+fn auth_success(user: &UserId, role: Role) -> Message {
+    Message::text(json!({"type": "auth_success", "user": user.as_str(), "role": role.as_str()}).to_string())
 }
 
 /// One authenticated connection.
@@ -343,10 +340,7 @@ impl LiveSession<'_> {
             ClientMessage::Authenticate { token, .. } => {
                 match self.state.auth.tokens.verify(&token, TokenType::Access) {
                     Ok(claims) if claims.sub == self.session.user.as_str() => {
-                        vec![Message::text(
-                            json!({"type": "auth_success", "user": self.session.user.as_str(), "role": self.session.role.as_str()})
-                                .to_string(),
-                        )]
+                        vec![auth_success(&self.session.user, self.session.role)]
                     }
                     _ => vec![error_message(
                         None,
@@ -558,8 +552,4 @@ fn encode_message(id: &str, message: &LiveMessage) -> Message {
 fn text_message(json: Vec<u8>) -> Message {
     // The encoder writes UTF-8 only (serde_json strings, digits, punctuation).
     Message::text(String::from_utf8(json).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
-}
-
-async fn send(socket: &mut Socket, message: Message) -> Result<(), ()> {
-    socket.send(message).await.map_err(|_| ())
 }

@@ -210,3 +210,20 @@ impl QueryError {
         }
     }
 }
+
+/// Runs `run` again (up to five times) while it fails because it overlapped a flush that
+/// moved rows it read: such a statement fails rather than miss or overwrite them (see
+/// `DomainError::ReadRacedFlush`), and a second run reads them.
+pub(crate) async fn retry_when_raced_by_flush<T, F, Fut>(mut run: F) -> QueryResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = QueryResult<T>>,
+{
+    let mut attempts = 0;
+    loop {
+        match run().await {
+            Err(QueryError::Domain(DomainError::ReadRacedFlush(_))) if attempts < 5 => attempts += 1,
+            outcome => return outcome,
+        }
+    }
+}

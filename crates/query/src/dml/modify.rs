@@ -16,7 +16,7 @@ use datafusion::sql::sqlparser::ast::{
 
 use super::{partition_for, target_table, template, written_column};
 use crate::engine::QueryEngine;
-use crate::error::{QueryError, QueryResult};
+use crate::error::{QueryError, QueryResult, retry_when_raced_by_flush};
 use crate::output::StatementOutput;
 use crate::providers::ROW_ID_COLUMN;
 use crate::session::Session;
@@ -147,22 +147,6 @@ async fn write(
     Ok(written.len() as u64)
 }
 
-/// Runs a statement again when it overlapped a flush that moved rows it read (it fails
-/// rather than miss or overwrite them: see `DomainError::ReadRacedFlush`).
-async fn retrying<F, Fut>(mut run: F) -> QueryResult<StatementOutput>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = QueryResult<StatementOutput>>,
-{
-    let mut attempts = 0;
-    loop {
-        match run().await {
-            Err(QueryError::Domain(DomainError::ReadRacedFlush(_))) if attempts < 5 => attempts += 1,
-            outcome => return outcome,
-        }
-    }
-}
-
 /// `DELETE FROM t [WHERE ...]`: a soft delete for USER and SHARED tables.
 pub async fn delete(
     engine: &QueryEngine,
@@ -170,7 +154,7 @@ pub async fn delete(
     delete: Delete,
     params: &[ScalarValue],
 ) -> QueryResult<StatementOutput> {
-    retrying(|| delete_once(engine, session, delete.clone(), params)).await
+    retry_when_raced_by_flush(|| delete_once(engine, session, delete.clone(), params)).await
 }
 
 async fn delete_once(
@@ -228,7 +212,7 @@ pub async fn update(
     update: Update,
     params: &[ScalarValue],
 ) -> QueryResult<StatementOutput> {
-    retrying(|| update_once(engine, session, update.clone(), params)).await
+    retry_when_raced_by_flush(|| update_once(engine, session, update.clone(), params)).await
 }
 
 async fn update_once(

@@ -19,7 +19,7 @@ use calamus_domain::{ChangeBatch, DomainError, RowEvent, RowVersion, ScanRequest
 use super::query::LiveQuery;
 use super::registry::{LiveConnection, LiveEntry, NewSubscription, RegisterError};
 use crate::engine::QueryEngine;
-use crate::error::{QueryError, QueryResult};
+use crate::error::{QueryError, QueryResult, retry_when_raced_by_flush};
 use crate::parser::parse_statements;
 use crate::providers::ROW_ID_COLUMN;
 use crate::session::Session;
@@ -251,18 +251,15 @@ impl QueryEngine {
             deleted = quote(DELETED_COLUMN),
             row_id = quote(ROW_ID_COLUMN),
         );
-        let mut attempts = 0;
-        let batches = loop {
-            let Some(Statement::Sql(statement)) = parse_statements(&sql)?.into_iter().next() else {
-                return Err(QueryError::InvalidStatement("the snapshot query does not parse".into()));
-            };
-            let state = self.state_for(session, Some(table.id.clone()));
-            match self.query(&state, *statement, &[]).await {
-                Ok((_, batches)) => break batches,
-                Err(QueryError::Domain(DomainError::ReadRacedFlush(_))) if attempts < 5 => attempts += 1,
-                Err(e) => return Err(e),
-            }
+        let Some(Statement::Sql(statement)) = parse_statements(&sql)?.into_iter().next() else {
+            return Err(QueryError::InvalidStatement("the snapshot query does not parse".into()));
         };
+        let (_, batches) = retry_when_raced_by_flush(|| {
+            let state = self.state_for(session, Some(table.id.clone()));
+            let statement = (*statement).clone();
+            async move { self.query(&state, statement, &[]).await }
+        })
+        .await?;
         let user = query.partition().user().map(|u| u.to_string());
         let n = table.schema().columns.len();
         let mut versions = Vec::new();
