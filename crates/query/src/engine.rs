@@ -6,12 +6,14 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use calamus_domain::ids::SnowflakeGenerator;
 use calamus_domain::model::Role;
-use calamus_domain::{Catalog, DomainError, NamespaceId, RowStore, TableId, TableName, UserId};
+use calamus_domain::{Catalog, CatalogSnapshot, DomainError, NamespaceId, RowStore, TableId, TableName, UserId};
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
+use datafusion::execution::TaskContext;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement as SqlStatement};
@@ -23,6 +25,7 @@ use crate::functions::{id_functions, session_functions};
 use crate::live::{self, LiveQueries};
 use crate::output::StatementOutput;
 use crate::parser::parse_statements;
+use crate::plan_cache::{self, PlanCache, PlanKey};
 use crate::providers::{SessionCatalog, TableAccess};
 use crate::session::Session;
 use crate::statement::{Statement, UnavailableFeature};
@@ -38,6 +41,8 @@ pub struct QueryEngine {
     pub(crate) snowflake: Arc<SnowflakeGenerator>,
     pub(crate) live: Arc<LiveQueries>,
     pub(crate) cold: Option<ColdStorage>,
+    /// Optimized plans of queries run before.
+    plans: PlanCache,
     /// One flush at a time per table (by uid): two would write the same segment file.
     pub(crate) flush_locks: parking_lot::Mutex<std::collections::HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     base_state: SessionState,
@@ -75,6 +80,7 @@ impl QueryEngine {
             snowflake,
             live,
             cold: None,
+            plans: PlanCache::default(),
             flush_locks: Default::default(),
             base_state,
         }
@@ -253,9 +259,12 @@ impl QueryEngine {
     ) -> QueryResult<StatementOutput> {
         match statement {
             statement if is_query(&statement) => {
-                let state = self.state_for(session, None);
-                let (schema, batches) = self.query(&state, statement, params).await?;
-                Ok(StatementOutput::Rows { schema, batches })
+                let planned = self.plan_session_query(session, statement, params).await?;
+                let batches = collect(planned.physical, planned.task).await?;
+                Ok(StatementOutput::Rows {
+                    schema: planned.schema,
+                    batches,
+                })
             }
             SqlStatement::Insert(insert) => dml::insert::run(self, session, insert, params).await,
             SqlStatement::Update(update) => dml::modify::update(self, session, update, params).await,
@@ -288,8 +297,18 @@ impl QueryEngine {
     /// A DataFusion state for one statement of `session`; `dml_target`'s provider exposes
     /// the hidden row id.
     pub(crate) fn state_for(&self, session: &Session, dml_target: Option<TableId>) -> SessionState {
+        self.state_with(session, self.catalog.snapshot(), dml_target)
+    }
+
+    /// [`Self::state_for`] resolving names in `snapshot`.
+    fn state_with(
+        &self,
+        session: &Session,
+        snapshot: Arc<CatalogSnapshot>,
+        dml_target: Option<TableId>,
+    ) -> SessionState {
         let access = TableAccess {
-            snapshot: self.catalog.snapshot(),
+            snapshot,
             rows: Arc::clone(&self.rows),
             live: Arc::clone(&self.live),
             cold: self.cold.clone(),
@@ -329,13 +348,69 @@ impl QueryEngine {
         Ok((schema, batches))
     }
 
-    /// Plans a query statement, binding `params` to its placeholders.
-    pub(crate) async fn plan_query(
+    /// Plans a query of `session` and binds `params`: the physical plan, its schema and
+    /// the context to run it in. A query run before by the same session against the same
+    /// catalog reuses its optimized plan (see [`crate::plan_cache`]).
+    pub(crate) async fn plan_session_query(
         &self,
-        state: &SessionState,
+        session: &Session,
         statement: SqlStatement,
         params: &[ScalarValue],
-    ) -> QueryResult<DataFrame> {
+    ) -> QueryResult<PlannedQuery> {
+        let snapshot = self.catalog.snapshot();
+        let key = PlanKey::new(session, statement.to_string());
+        if let Some(optimized) = self.plans.get(&key, &snapshot) {
+            return self.plan_physical(&self.base_state, optimized, params).await;
+        }
+        let state = self.state_with(session, Arc::clone(&snapshot), None);
+        let plan = self.logical_query_plan(&state, statement).await?;
+        let reusable =
+            !matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) && plan_cache::reusable(&plan);
+        match state.optimize(&plan) {
+            Ok(optimized) if reusable => {
+                self.plans.put(key, snapshot, &optimized);
+                self.plan_physical(&state, optimized, params).await
+            }
+            // An EXPLAIN, or a plan the optimizer needs the parameters' values for (an
+            // untyped `SELECT $1`): bound first, then planned as usual.
+            _ => {
+                let plan = if params.is_empty() {
+                    plan
+                } else {
+                    plan.with_param_values(params.to_vec())?
+                };
+                let frame = DataFrame::new(state, plan);
+                let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+                let task = Arc::new(frame.task_ctx());
+                let physical = frame.create_physical_plan().await?;
+                Ok(PlannedQuery { schema, physical, task })
+            }
+        }
+    }
+
+    /// Binds `params` to an optimized plan and plans it physically in `state`.
+    async fn plan_physical(
+        &self,
+        state: &SessionState,
+        optimized: LogicalPlan,
+        params: &[ScalarValue],
+    ) -> QueryResult<PlannedQuery> {
+        let bound = if params.is_empty() {
+            optimized
+        } else {
+            optimized.with_param_values(params.to_vec())?
+        };
+        let schema: SchemaRef = Arc::new(bound.schema().as_arrow().clone());
+        let physical = state.query_planner().create_physical_plan(&bound, state).await?;
+        Ok(PlannedQuery {
+            schema,
+            physical,
+            task: Arc::new(TaskContext::from(state)),
+        })
+    }
+
+    /// The logical plan of a query statement (refusing anything that is not a query).
+    async fn logical_query_plan(&self, state: &SessionState, statement: SqlStatement) -> QueryResult<LogicalPlan> {
         let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?;
@@ -345,6 +420,17 @@ impl QueryEngine {
         ) {
             return Err(QueryError::Unsupported("only queries run through this path".into()));
         }
+        Ok(plan)
+    }
+
+    /// Plans a query statement, binding `params` to its placeholders.
+    pub(crate) async fn plan_query(
+        &self,
+        state: &SessionState,
+        statement: SqlStatement,
+        params: &[ScalarValue],
+    ) -> QueryResult<DataFrame> {
+        let plan = self.logical_query_plan(state, statement).await?;
         let plan = if params.is_empty() {
             plan
         } else {
@@ -392,4 +478,14 @@ fn first_words(statement: &SqlStatement) -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A query ready to run: its physical plan, the schema of its rows, and its context.
+pub(crate) struct PlannedQuery {
+    /// The schema of the rows.
+    pub(crate) schema: SchemaRef,
+    /// The physical plan.
+    pub(crate) physical: Arc<dyn ExecutionPlan>,
+    /// The context to execute it in.
+    pub(crate) task: Arc<TaskContext>,
 }

@@ -96,17 +96,16 @@ impl QueryEngine {
                 Box::pin(self.dispatch_streaming(&mut as_user, *statement, params)).await
             }
             Statement::Sql(sql) if is_query(&sql) => {
-                let state = self.state_for(session, None);
-                let frame = self.plan_query(&state, *sql, params).await?;
-                let schema: SchemaRef = std::sync::Arc::new(frame.schema().as_arrow().clone());
-                let rows = frame
-                    .execute_stream()
-                    .await?
+                let planned = self.plan_session_query(session, *sql, params).await?;
+                let rows = datafusion::physical_plan::execute_stream(planned.physical, planned.task)?
                     .map(|batch| batch.map_err(QueryError::from))
                     .boxed();
                 Ok(StreamedStatement {
                     as_user: session.user.clone(),
-                    output: StreamingOutput::Rows { schema, rows },
+                    output: StreamingOutput::Rows {
+                        schema: planned.schema,
+                        rows,
+                    },
                 })
             }
             other => {

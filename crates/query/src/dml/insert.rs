@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{BooleanArray, Int64Array};
+use arrow::array::{ArrayRef, BooleanArray, Int64Array};
 use arrow::record_batch::RecordBatch;
 use calamus_domain::arrow_rows::{build_array, table_schema};
 use calamus_domain::ids::{new_ulid, new_uuid_v7, now_micros};
@@ -13,6 +13,7 @@ use datafusion::common::ScalarValue;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Insert, SelectItem, Statement as SqlStatement, TableObject};
 
+use super::literal_values::literal_columns;
 use super::{partition_for, target_table, written_column};
 use crate::engine::QueryEngine;
 use crate::error::{QueryError, QueryResult};
@@ -59,28 +60,36 @@ pub async fn run(
     let Some(source) = insert.source else {
         return Err(QueryError::Unsupported("INSERT without VALUES or SELECT".into()));
     };
-    let state = engine.state_for(session, None);
-    let (source_schema, batches) = engine.query(&state, SqlStatement::Query(source), params).await?;
-    if source_schema.fields().len() != targets.len() {
+    // Each chunk: the source's columns, as arrays of equal length.
+    let (width, chunks): (usize, Vec<Vec<ArrayRef>>) = match literal_columns(&source, params) {
+        Some(columns) => (columns.len(), vec![columns]),
+        None => {
+            let state = engine.state_for(session, None);
+            let (schema, batches) = engine.query(&state, SqlStatement::Query(source), params).await?;
+            let chunks = batches.iter().map(|b| b.columns().to_vec()).collect();
+            (schema.fields().len(), chunks)
+        }
+    };
+    if width != targets.len() {
         return Err(QueryError::InvalidStatement(format!(
-            "INSERT into {id} gives {} value(s) per row for {} column(s)",
-            source_schema.fields().len(),
+            "INSERT into {id} gives {width} value(s) per row for {} column(s)",
             targets.len()
         )));
     }
 
     let mut rows: Vec<Vec<Value>> = Vec::new();
-    for batch in &batches {
+    for chunk in &chunks {
         let mut given: Vec<Option<Vec<Value>>> = vec![None; schema.columns.len()];
         for (source_index, &position) in targets.iter().enumerate() {
             let column = &schema.columns[position];
             given[position] = Some(column_values(
-                batch.column(source_index),
+                &chunk[source_index],
                 &column.data_type,
                 column.name.as_str(),
             )?);
         }
-        for row in 0..batch.num_rows() {
+        let chunk_rows = chunk.first().map_or(0, |c| c.len());
+        for row in 0..chunk_rows {
             let values = schema
                 .columns
                 .iter()

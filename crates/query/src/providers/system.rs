@@ -341,6 +341,10 @@ fn stats(s: &CatalogSnapshot) -> Table {
         ("storages", s.storages.len()),
         ("jobs", s.jobs.len()),
     ];
+    let mut metrics: Vec<(&str, u64)> = metrics.iter().map(|&(n, v)| (n, v as u64)).collect();
+    if let Some(rss) = resident_memory_bytes() {
+        metrics.push(("memory_rss_bytes", rss));
+    }
     (
         vec![text("metric_name"), text("metric_value")],
         vec![
@@ -348,6 +352,14 @@ fn stats(s: &CatalogSnapshot) -> Table {
             texts(metrics.iter().map(|(_, v)| Some(v.to_string()))),
         ],
     )
+}
+
+/// The server process's resident memory (`VmRSS`), where the system tells it (Linux).
+fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 #[cfg(test)]

@@ -1,0 +1,178 @@
+//! Optimized plans of repeated queries, so that an app's `SELECT ... WHERE id = $1` is
+//! parsed, resolved and optimized once and afterwards only bound to its parameters and
+//! planned physically.
+//!
+//! A plan is kept per (SQL text, user, role, namespace) and is valid only for the catalog
+//! snapshot it was planned against: any DDL, user or job change makes a new snapshot, and
+//! the next run plans again. Plans are not kept when running them later could answer
+//! differently from planning them again: plans reading system tables (their rows are read
+//! at planning) and plans calling a function that is not immutable (`NOW()` is folded into
+//! a constant by the optimizer, `RANDOM()` must not be).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use calamus_domain::model::Role;
+use calamus_domain::{CatalogSnapshot, NamespaceId, UserId};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use parking_lot::Mutex;
+
+use crate::session::Session;
+
+/// Plans kept at most; when full, the cache starts over (a server running more distinct
+/// queries than this gains little from keeping them).
+const CAPACITY: usize = 1024;
+
+/// What a plan is kept for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct PlanKey {
+    sql: String,
+    user: UserId,
+    role: Role,
+    namespace: NamespaceId,
+}
+
+impl PlanKey {
+    /// The key of `sql` run by `session`.
+    pub(crate) fn new(session: &Session, sql: String) -> Self {
+        Self {
+            sql,
+            user: session.user.clone(),
+            role: session.role,
+            namespace: session.namespace.clone(),
+        }
+    }
+}
+
+struct CachedPlan {
+    /// The snapshot the plan was resolved against (held, so its address is not reused).
+    snapshot: Arc<CatalogSnapshot>,
+    plan: LogicalPlan,
+}
+
+/// The cache of optimized logical plans.
+#[derive(Default)]
+pub(crate) struct PlanCache {
+    plans: Mutex<HashMap<PlanKey, CachedPlan>>,
+}
+
+impl PlanCache {
+    /// The plan kept for `key`, if it was planned against `snapshot`.
+    pub(crate) fn get(&self, key: &PlanKey, snapshot: &Arc<CatalogSnapshot>) -> Option<LogicalPlan> {
+        let plans = self.plans.lock();
+        let cached = plans.get(key)?;
+        Arc::ptr_eq(&cached.snapshot, snapshot).then(|| cached.plan.clone())
+    }
+
+    /// Keeps `plan` (optimized, parameters unbound) for `key`: only for a plan whose
+    /// unoptimized form is [`reusable`] (the optimizer folds `NOW()` away).
+    pub(crate) fn put(&self, key: PlanKey, snapshot: Arc<CatalogSnapshot>, plan: &LogicalPlan) {
+        let mut plans = self.plans.lock();
+        if plans.len() >= CAPACITY && !plans.contains_key(&key) {
+            plans.clear();
+        }
+        plans.insert(
+            key,
+            CachedPlan {
+                snapshot,
+                plan: plan.clone(),
+            },
+        );
+    }
+
+    /// Plans kept now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.plans.lock().len()
+    }
+}
+
+/// Whether running `plan` (as planned from SQL, before optimizing) again gives what
+/// planning its SQL again would.
+pub(crate) fn reusable(plan: &LogicalPlan) -> bool {
+    let mut reusable = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        let reads_system = matches!(node, LogicalPlan::TableScan(scan) if scan.table_name.schema() == Some("system"));
+        let not_immutable = node
+            .expressions()
+            .iter()
+            .any(|e| e.exists(|e| Ok(is_not_immutable(e))).unwrap_or(true));
+        if reads_system || not_immutable {
+            reusable = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    reusable
+}
+
+fn is_not_immutable(expr: &Expr) -> bool {
+    match expr {
+        Expr::ScalarFunction(f) => f.func.signature().volatility != Volatility::Immutable,
+        Expr::AggregateFunction(f) => f.func.signature().volatility != Volatility::Immutable,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::catalog::MemorySchemaProvider;
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::SessionContext;
+
+    async fn plan(sql: &str) -> LogicalPlan {
+        let ctx = SessionContext::new();
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(vec![1, 2]))]).unwrap();
+        let table = Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap());
+        let catalog = ctx.catalog("datafusion").unwrap();
+        catalog
+            .register_schema("system", Arc::new(MemorySchemaProvider::new()))
+            .unwrap();
+        ctx.register_table("t", Arc::clone(&table) as _).unwrap();
+        ctx.register_table("system.jobs", table as _).unwrap();
+        ctx.state().create_logical_plan(sql).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn plans_that_would_answer_differently_are_not_kept() {
+        assert!(reusable(&plan("SELECT id FROM t WHERE id = $1").await));
+        assert!(reusable(
+            &plan("SELECT id, abs(id) FROM t WHERE id IN (SELECT id FROM t)").await
+        ));
+        assert!(!reusable(&plan("SELECT * FROM system.jobs").await));
+        assert!(!reusable(
+            &plan("SELECT id FROM t WHERE id IN (SELECT id FROM system.jobs)").await
+        ));
+        assert!(!reusable(&plan("SELECT id, random() FROM t").await));
+        assert!(!reusable(&plan("SELECT id FROM t WHERE now() > to_timestamp(0)").await));
+    }
+
+    #[tokio::test]
+    async fn a_plan_is_kept_per_session_and_snapshot() {
+        let cache = PlanCache::default();
+        let alice = Session::new(UserId::new("alice").unwrap(), Role::User);
+        let bob = Session::new(UserId::new("bob").unwrap(), Role::User);
+        let (one, two) = (
+            Arc::new(CatalogSnapshot::default()),
+            Arc::new(CatalogSnapshot::default()),
+        );
+        let sql = "SELECT id FROM t WHERE id = $1";
+        cache.put(PlanKey::new(&alice, sql.into()), Arc::clone(&one), &plan(sql).await);
+        assert!(cache.get(&PlanKey::new(&alice, sql.into()), &one).is_some());
+        assert!(
+            cache.get(&PlanKey::new(&bob, sql.into()), &one).is_none(),
+            "another user's plan"
+        );
+        assert!(
+            cache.get(&PlanKey::new(&alice, sql.into()), &two).is_none(),
+            "another catalog"
+        );
+        assert_eq!(cache.len(), 1);
+    }
+}

@@ -1,0 +1,91 @@
+//! Queries run again reuse their optimized plans: the answers must be exactly those of
+//! planning again, across parameters, users, DDL and time.
+
+use std::time::Duration;
+
+use calamus::{Database, StorageBackend};
+use calamus_domain::UserId;
+use calamus_domain::model::Role;
+use calamus_query::{Session, StatementOutput};
+use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::common::ScalarValue;
+use tempfile::TempDir;
+
+calamus_tests::on_both_backends!(parameters_users_ddl_and_time_are_honoured,);
+
+/// Every cell of every row of `outputs[0]`, as text.
+fn cells(outputs: &[StatementOutput]) -> Vec<Vec<String>> {
+    let StatementOutput::Rows { batches, .. } = &outputs[0] else {
+        panic!("not rows")
+    };
+    batches
+        .iter()
+        .flat_map(|b| {
+            (0..b.num_rows()).map(move |r| {
+                b.columns()
+                    .iter()
+                    .map(|c| array_value_to_string(c, r).unwrap())
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+fn parameters_users_ddl_and_time_are_honoured(backend: StorageBackend) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = TempDir::new().unwrap();
+    let db = Database::open(backend, &dir.path().join("data")).unwrap();
+    let run = |session: &mut Session, sql: &str, params: &[ScalarValue]| {
+        rt.block_on(db.engine.execute(session, sql, params))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    };
+    let mut root = Session::root();
+    run(
+        &mut root,
+        "CREATE NAMESPACE app; CREATE USER TABLE app.t (id BIGINT PRIMARY KEY, v TEXT)",
+        &[],
+    );
+    let mut alice = Session::new(UserId::new("alice").unwrap(), Role::User);
+    let mut bob = Session::new(UserId::new("bob").unwrap(), Role::User);
+    run(&mut alice, "INSERT INTO app.t VALUES (1, 'a1'), (2, 'a2')", &[]);
+    run(&mut bob, "INSERT INTO app.t VALUES (1, 'b1')", &[]);
+
+    // The same text with other parameters, and as another user.
+    let lookup = "SELECT v FROM app.t WHERE id = $1";
+    for (id, v) in [(1, "a1"), (2, "a2"), (1, "a1")] {
+        assert_eq!(cells(&run(&mut alice, lookup, &[ScalarValue::Int64(Some(id))])), [[v]]);
+    }
+    assert_eq!(cells(&run(&mut bob, lookup, &[ScalarValue::Int64(Some(1))])), [["b1"]]);
+    assert!(cells(&run(&mut bob, lookup, &[ScalarValue::Int64(Some(2))])).is_empty());
+
+    // Rows written since are seen (plans are kept, results never are).
+    run(&mut alice, "UPDATE app.t SET v = 'a1 again' WHERE id = 1", &[]);
+    assert_eq!(
+        cells(&run(&mut alice, lookup, &[ScalarValue::Int64(Some(1))])),
+        [["a1 again"]]
+    );
+
+    // A column added since is seen by the same `SELECT *`.
+    let all = "SELECT * FROM app.t ORDER BY id";
+    let before = cells(&run(&mut alice, all, &[]))[0].len();
+    run(&mut root, "ALTER TABLE app.t ADD COLUMN extra TEXT DEFAULT 'x'", &[]);
+    assert_eq!(
+        cells(&run(&mut alice, all, &[]))[0].len(),
+        before + 1,
+        "the new column appears"
+    );
+
+    // A table dropped and created again under the same name is the new table.
+    run(
+        &mut root,
+        "DROP TABLE app.t; CREATE USER TABLE app.t (id BIGINT PRIMARY KEY, v TEXT)",
+        &[],
+    );
+    assert!(cells(&run(&mut alice, lookup, &[ScalarValue::Int64(Some(1))])).is_empty());
+
+    // Time moves: NOW() is never kept folded.
+    let now = "SELECT CAST(NOW() AS BIGINT)";
+    let first = cells(&run(&mut alice, now, &[]));
+    std::thread::sleep(Duration::from_millis(5));
+    assert_ne!(first, cells(&run(&mut alice, now, &[])));
+}
