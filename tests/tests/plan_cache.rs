@@ -65,6 +65,31 @@ fn parameters_users_ddl_and_time_are_honoured(backend: StorageBackend) {
         [["a1 again"]]
     );
 
+    // UPDATE and DELETE read through kept plans too: each user's own rows, by parameter.
+    let update = "UPDATE app.t SET v = $2 WHERE id = $1";
+    for (is_bob, id, v) in [(true, 1, "b1 new"), (false, 2, "a2 new"), (true, 2, "nobody")] {
+        let session = if is_bob { &mut bob } else { &mut alice };
+        run(
+            session,
+            update,
+            &[ScalarValue::Int64(Some(id)), ScalarValue::Utf8(Some(v.into()))],
+        );
+    }
+    let values = "SELECT id, v FROM app.t ORDER BY id";
+    assert_eq!(
+        cells(&run(&mut alice, values, &[])),
+        [["1", "a1 again"], ["2", "a2 new"]]
+    );
+    assert_eq!(cells(&run(&mut bob, values, &[])), [["1", "b1 new"]]);
+    let delete = "DELETE FROM app.t WHERE id = $1";
+    assert_eq!(run(&mut bob, delete, &[ScalarValue::Int64(Some(2))])[0].row_count(), 0);
+    assert_eq!(
+        run(&mut alice, delete, &[ScalarValue::Int64(Some(2))])[0].row_count(),
+        1
+    );
+    assert_eq!(cells(&run(&mut alice, values, &[])), [["1", "a1 again"]]);
+    assert_eq!(cells(&run(&mut bob, values, &[])), [["1", "b1 new"]]);
+
     // A column added since is seen by the same `SELECT *`.
     let all = "SELECT * FROM app.t ORDER BY id";
     let before = cells(&run(&mut alice, all, &[]))[0].len();

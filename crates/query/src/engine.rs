@@ -259,7 +259,7 @@ impl QueryEngine {
     ) -> QueryResult<StatementOutput> {
         match statement {
             statement if is_query(&statement) => {
-                let planned = self.plan_session_query(session, statement, params).await?;
+                let planned = self.plan_session_query(session, statement, params, None).await?;
                 let batches = collect(planned.physical, planned.task).await?;
                 Ok(StatementOutput::Rows {
                     schema: planned.schema,
@@ -356,13 +356,14 @@ impl QueryEngine {
         session: &Session,
         statement: SqlStatement,
         params: &[ScalarValue],
+        dml_target: Option<TableId>,
     ) -> QueryResult<PlannedQuery> {
         let snapshot = self.catalog.snapshot();
-        let key = PlanKey::new(session, statement.to_string());
+        let key = PlanKey::new(session, statement.to_string(), dml_target.clone());
         if let Some(optimized) = self.plans.get(&key, &snapshot) {
             return self.plan_physical(&self.base_state, optimized, params).await;
         }
-        let state = self.state_with(session, Arc::clone(&snapshot), None);
+        let state = self.state_with(session, Arc::clone(&snapshot), dml_target);
         let plan = self.logical_query_plan(&state, statement).await?;
         let reusable =
             !matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) && plan_cache::reusable(&plan);

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use calamus_domain::model::Role;
-use calamus_domain::{CatalogSnapshot, NamespaceId, UserId};
+use calamus_domain::{CatalogSnapshot, NamespaceId, TableId, UserId};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use parking_lot::Mutex;
@@ -31,16 +31,19 @@ pub(crate) struct PlanKey {
     user: UserId,
     role: Role,
     namespace: NamespaceId,
+    /// The table of the UPDATE or DELETE the query reads for (its provider shows row ids).
+    dml_target: Option<TableId>,
 }
 
 impl PlanKey {
-    /// The key of `sql` run by `session`.
-    pub(crate) fn new(session: &Session, sql: String) -> Self {
+    /// The key of `sql` run by `session` (reading for an UPDATE or DELETE of `dml_target`).
+    pub(crate) fn new(session: &Session, sql: String, dml_target: Option<TableId>) -> Self {
         Self {
             sql,
             user: session.user.clone(),
             role: session.role,
             namespace: session.namespace.clone(),
+            dml_target,
         }
     }
 }
@@ -163,14 +166,18 @@ mod tests {
             Arc::new(CatalogSnapshot::default()),
         );
         let sql = "SELECT id FROM t WHERE id = $1";
-        cache.put(PlanKey::new(&alice, sql.into()), Arc::clone(&one), &plan(sql).await);
-        assert!(cache.get(&PlanKey::new(&alice, sql.into()), &one).is_some());
+        cache.put(
+            PlanKey::new(&alice, sql.into(), None),
+            Arc::clone(&one),
+            &plan(sql).await,
+        );
+        assert!(cache.get(&PlanKey::new(&alice, sql.into(), None), &one).is_some());
         assert!(
-            cache.get(&PlanKey::new(&bob, sql.into()), &one).is_none(),
+            cache.get(&PlanKey::new(&bob, sql.into(), None), &one).is_none(),
             "another user's plan"
         );
         assert!(
-            cache.get(&PlanKey::new(&alice, sql.into()), &two).is_none(),
+            cache.get(&PlanKey::new(&alice, sql.into(), None), &two).is_none(),
             "another catalog"
         );
         assert_eq!(cache.len(), 1);

@@ -12,6 +12,7 @@
 //!   watch the partition are told what the write did to each row.
 
 mod cold;
+mod stream_index;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Bound;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use self::stream_index::{PartitionRows, StreamIndexes};
 use crate::change_feed::{ChangeBatch, ChangeListener, RowEvent};
 use crate::codec::{RowCodec, RowVersion};
 use crate::error::{DomainError, DomainResult};
@@ -42,6 +44,8 @@ pub struct KvRowStore {
     seq: Arc<SnowflakeGenerator>,
     table_locks: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
     listeners: Vec<Arc<dyn ChangeListener>>,
+    /// The live rows of STREAM partitions inserted into lately.
+    stream_indexes: StreamIndexes,
 }
 
 impl std::fmt::Debug for KvRowStore {
@@ -58,6 +62,7 @@ impl KvRowStore {
             seq,
             table_locks: Mutex::new(HashMap::new()),
             listeners: Vec::new(),
+            stream_indexes: StreamIndexes::default(),
         }
     }
 
@@ -216,25 +221,69 @@ impl KvRowStore {
         rows: Vec<Vec<Value>>,
     ) -> DomainResult<Vec<StoredRow>> {
         let keyspace = table.keyspace();
-        let codec = RowCodec::new(table.schema());
-        // The partition's live keys are needed only to keep a primary key unique or to trim
+        // The partition's live rows are needed only to keep a primary key unique or to trim
         // to MAX_ROWS; an append-only stream inserts without reading.
         let needs_existing = table.schema().primary_key.is_some() || table.options.max_rows.is_some();
-        let existing = if needs_existing {
-            self.live_stream_keys(table, partition)?
-        } else {
-            Vec::new()
+        let mut existing = match self.stream_indexes.take(table.uid, partition) {
+            Some(list) => list,
+            None if needs_existing => PartitionRows::new(self.live_stream_keys(table, partition)?),
+            None => PartitionRows::default(),
         };
-        let mut taken: HashSet<Vec<u8>> = existing.iter().filter_map(|(_, pk)| pk.clone()).collect();
+        existing.forget_expired(partition, Self::stream_floor(table));
+        let (mut batch, written, new_keys) = match self.stream_batch(table, partition, &existing, rows) {
+            Ok(prepared) => prepared,
+            Err(refused) => {
+                // Nothing was written: the list is still the partition's.
+                if needs_existing {
+                    self.stream_indexes.put(table.uid, partition, existing);
+                }
+                return Err(refused);
+            }
+        };
+        // The rows after this write, oldest first; past MAX_ROWS the oldest go.
+        for row in new_keys {
+            existing.push(row);
+        }
+        if let Some(max) = table.options.max_rows {
+            while existing.len() > max as usize {
+                let Some(oldest) = existing.pop_oldest() else { break };
+                batch.delete(&keyspace, oldest);
+            }
+        }
+        // A failed write drops the list (it is read again): what the store holds is unknown.
+        self.kv.write(batch)?;
+        if needs_existing {
+            self.stream_indexes.put(table.uid, partition, existing);
+        }
+        self.tell(table, partition, || Self::insert_events(&written));
+        Ok(written)
+    }
+
+    /// The write batch of new STREAM rows (refusing a primary key a live row or another new
+    /// row has), the rows, and their keys with their primary keys.
+    fn stream_batch(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+        existing: &PartitionRows,
+        rows: Vec<Vec<Value>>,
+    ) -> DomainResult<(WriteBatch, Vec<StoredRow>, Vec<StreamKey>)> {
+        let keyspace = table.keyspace();
+        let codec = RowCodec::new(table.schema());
+        let mut taken: HashSet<Vec<u8>> = HashSet::new();
         let mut batch = WriteBatch::new();
         let mut written = Vec::with_capacity(rows.len());
-        let mut keys: Vec<Vec<u8>> = existing.into_iter().map(|(k, _)| k).collect();
+        let mut new_keys: Vec<StreamKey> = Vec::with_capacity(rows.len());
         for values in rows {
             Self::check_not_null(table, &values)?;
-            if let Some(pk) = Self::primary_key_value(table, &values)
-                && !taken.insert(encode_key_value(pk)?)
+            let pk_bytes = Self::primary_key_value(table, &values)
+                .map(encode_key_value)
+                .transpose()?;
+            if let Some(pk) = &pk_bytes
+                && (existing.has_primary_key(pk) || !taken.insert(pk.clone()))
             {
-                return Err(Self::duplicate(table, pk));
+                let value = Self::primary_key_value(table, &values).expect("a primary key");
+                return Err(Self::duplicate(table, value));
             }
             let seq = self.seq.next_id();
             let row_id = encode_internal_row_id(seq as u64).to_vec();
@@ -245,22 +294,14 @@ impl KvRowStore {
             };
             let key = partition.row_key(&row_id);
             batch.put(&keyspace, key.clone(), codec.encode(&version)?);
-            keys.push(key);
+            new_keys.push((key, pk_bytes));
             written.push(StoredRow {
                 row_id,
                 user: partition.user().map(|u| u.to_string()),
                 version,
             });
         }
-        if let Some(max) = table.options.max_rows {
-            let excess = keys.len().saturating_sub(max as usize);
-            for key in keys.into_iter().take(excess) {
-                batch.delete(&keyspace, key);
-            }
-        }
-        self.kv.write(batch)?;
-        self.tell(table, partition, || Self::insert_events(&written));
-        Ok(written)
+        Ok((batch, written, new_keys))
     }
 }
 
@@ -281,6 +322,7 @@ impl RowStore for KvRowStore {
             self.kv.drop_keyspace(&table.cold_keyspace())?;
         }
         self.table_locks.lock().remove(&table.uid);
+        self.stream_indexes.forget_table(table.uid);
         Ok(())
     }
 
@@ -342,6 +384,8 @@ impl RowStore for KvRowStore {
         Self::check_partition(table, partition)?;
         let lock = self.lock_for(table);
         let _guard = lock.lock();
+        // An UPDATE or DELETE of STREAM rows changes what the kept list says.
+        self.stream_indexes.forget_table(table.uid);
         let keyspace = table.keyspace();
         let codec = RowCodec::new(table.schema());
         let mut batch = WriteBatch::new();
@@ -566,6 +610,7 @@ impl RowStore for KvRowStore {
         }
         flush_user(&mut live, &mut batch, &mut removed);
         if !batch.is_empty() {
+            self.stream_indexes.forget_table(table.uid);
             self.kv.write(batch)?;
         }
         Ok(removed)

@@ -118,8 +118,10 @@ async fn matching_rows(
         }];
         select.selection = selection;
     }
-    let state = engine.state_for(session, Some(id.clone()));
-    let (_, batches) = engine.query(&state, statement, params).await?;
+    let planned = engine
+        .plan_session_query(session, statement, params, Some(id.clone()))
+        .await?;
+    let batches = datafusion::physical_plan::collect(planned.physical, planned.task).await?;
     Ok(Matched { batches, projected })
 }
 

@@ -18,7 +18,8 @@ pub struct RowIdRange {
 }
 
 impl RowIdRange {
-    fn all() -> Self {
+    /// Every key.
+    pub fn all() -> Self {
         Self {
             start: Bound::Unbounded,
             end: Bound::Unbounded,
@@ -52,9 +53,30 @@ impl RowIdRange {
     }
 }
 
-/// Whether a filter compares the primary key with a literal, so it narrows the key range.
+/// Whether a filter compares the primary key with a literal, so it narrows the key range,
+/// or with a `$n` parameter, which is a literal by the time the scan is planned (a plan
+/// kept for reuse is optimized before its parameters are bound).
 pub fn is_primary_key_filter(schema: &TableSchema, filter: &Expr) -> bool {
-    key_comparison(schema, filter).is_some()
+    key_comparison(schema, filter).is_some() || compares_key_with_parameter(schema, filter)
+}
+
+fn compares_key_with_parameter(schema: &TableSchema, filter: &Expr) -> bool {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = filter else {
+        return false;
+    };
+    let Some(pk) = schema.primary_key_column() else {
+        return false;
+    };
+    let is_key = |e: &Expr| matches!(e, Expr::Column(c) if c.name == pk.name.as_str());
+    let is_parameter = |e: &Expr| match e {
+        Expr::Placeholder(_) => true,
+        Expr::Cast(cast) => matches!(cast.expr.as_ref(), Expr::Placeholder(_)),
+        _ => false,
+    };
+    matches!(
+        op,
+        Operator::Eq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+    ) && ((is_key(left) && is_parameter(right)) || (is_parameter(left) && is_key(right)))
 }
 
 /// The key range allowed by the primary-key comparisons among `filters` (a superset of
@@ -88,10 +110,11 @@ fn key_comparison(schema: &TableSchema, filter: &Expr) -> Option<(Operator, Vec<
     };
     let pk = schema.primary_key_column()?;
     let (literal, op) = match (left.as_ref(), right.as_ref()) {
-        (Expr::Column(c), Expr::Literal(v, _)) if c.name == pk.name.as_str() => (v, *op),
-        (Expr::Literal(v, _), Expr::Column(c)) if c.name == pk.name.as_str() => (v, op.swap()?),
+        (Expr::Column(c), value) if c.name == pk.name.as_str() => (constant(value)?, *op),
+        (value, Expr::Column(c)) if c.name == pk.name.as_str() => (constant(value)?, op.swap()?),
         _ => return None,
     };
+    let literal = &literal;
     if !matches!(
         op,
         Operator::Eq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
@@ -108,4 +131,17 @@ fn key_comparison(schema: &TableSchema, filter: &Expr) -> Option<(Operator, Vec<
     let array = ScalarValue::iter_to_array(std::iter::once(cast)).ok()?;
     let value = array_values(array.as_ref(), &pk.data_type).ok()?.pop()?;
     Some((op, encode_key_value(&value).ok()?))
+}
+
+/// The value of a literal, or of a cast of one (a bound parameter keeps the cast the
+/// planner put around it, since a reused plan is not simplified again).
+fn constant(expr: &Expr) -> Option<ScalarValue> {
+    match expr {
+        Expr::Literal(v, _) => Some(v.clone()),
+        Expr::Cast(cast) => match cast.expr.as_ref() {
+            Expr::Literal(v, _) => v.cast_to(cast.field.data_type()).ok(),
+            _ => None,
+        },
+        _ => None,
+    }
 }

@@ -4,6 +4,7 @@
 //! the session's partition, and its scan reads that partition's key range and nothing else,
 //! whatever the SQL around it (joins, subqueries, UNION, CTEs all scan through here).
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BinaryBuilder, BooleanArray, Int64Array};
@@ -11,7 +12,7 @@ use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use async_trait::async_trait;
 use calamus_domain::arrow_rows::{build_array, table_schema};
-use calamus_domain::model::{DELETED_COLUMN, StorageDefinition, TableDefinition};
+use calamus_domain::model::{DELETED_COLUMN, StorageDefinition, TableDefinition, TableKind};
 use calamus_domain::{Partition, RowStore, ScanRequest, StoredRow};
 use datafusion::catalog::Session;
 use datafusion::common::{DataFusionError, Result};
@@ -19,10 +20,10 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::stream::RecordBatchReceiverStream;
+use datafusion::physical_plan::stream::{RecordBatchReceiverStream, RecordBatchStreamAdapter};
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
-use super::key_range::{is_primary_key_filter, row_id_range};
+use super::key_range::{RowIdRange, is_primary_key_filter, row_id_range};
 use crate::cold::ColdStorage;
 use crate::cold::merged::MergedScan;
 
@@ -65,6 +66,12 @@ impl KvTable {
         self
     }
 
+    /// Whether rows are stored under their primary key, so a filter on it narrows the
+    /// scan to a key range. STREAM rows are stored in arrival order, under their `_seq`.
+    fn keyed_by_primary_key(&self) -> bool {
+        self.table.kind != TableKind::Stream
+    }
+
     /// The table read.
     pub fn definition(&self) -> &Arc<TableDefinition> {
         &self.table
@@ -94,7 +101,8 @@ impl TableProvider for KvTable {
         Ok(filters
             .iter()
             .map(|f| {
-                if mentions_deleted(f) || is_primary_key_filter(self.table.schema(), f) {
+                if mentions_deleted(f) || (self.keyed_by_primary_key() && is_primary_key_filter(self.table.schema(), f))
+                {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
@@ -133,7 +141,11 @@ impl TableProvider for KvTable {
                 return merged.plan(state, &projection).await;
             }
         }
-        let range = row_id_range(self.table.schema(), filters);
+        let range = if self.keyed_by_primary_key() {
+            row_id_range(self.table.schema(), filters)
+        } else {
+            RowIdRange::all()
+        };
         let projection: Vec<usize> = projection
             .cloned()
             .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
@@ -183,6 +195,15 @@ impl PartitionStream for KvPartitionStream {
 
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let batch_size = ctx.session_config().batch_size().max(1);
+        if self.reads_one_key() {
+            // A primary-key lookup reads at most one row: on this thread, without handing
+            // the scan to the blocking pool and back.
+            let batch = self.read_all(batch_size);
+            return Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&self.schema),
+                futures::stream::once(async move { batch }),
+            ));
+        }
         let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&self.schema), 2);
         let tx = builder.tx();
         let table = Arc::clone(&self.table);
@@ -196,7 +217,9 @@ impl PartitionStream for KvPartitionStream {
             let external = |e: calamus_domain::DomainError| DataFusionError::External(Box::new(e));
             let mut iter = rows.scan(&table, &partition, request).map_err(external)?;
             loop {
-                let mut chunk = Vec::with_capacity(batch_size);
+                // Grown as rows come: a batch-sized buffer up front costs a fresh, zeroed
+                // allocation per scan, most of which a small scan never touches.
+                let mut chunk = Vec::new();
                 for row in iter.by_ref().take(batch_size) {
                     chunk.push(row.map_err(external)?);
                 }
@@ -209,10 +232,7 @@ impl PartitionStream for KvPartitionStream {
                 }
                 if done {
                     if expect_unflushed && !rows.manifest(&table, &partition).map_err(external)?.is_empty() {
-                        return Err(external(calamus_domain::DomainError::ReadRacedFlush(format!(
-                            "table {} was flushed while this statement read it; run it again",
-                            table.id
-                        ))));
+                        return Err(raced_flush(&table));
                     }
                     return Ok(());
                 }
@@ -220,6 +240,43 @@ impl PartitionStream for KvPartitionStream {
         });
         builder.build()
     }
+}
+
+impl KvPartitionStream {
+    /// Whether the scan's key range is a single key (`pk = value`).
+    fn reads_one_key(&self) -> bool {
+        matches!((&self.request.start, &self.request.end), (Bound::Included(a), Bound::Included(b)) if a == b)
+    }
+
+    /// The rows of a small scan as one batch, read on the calling thread.
+    fn read_all(&self, batch_size: usize) -> Result<RecordBatch> {
+        let external = |e: calamus_domain::DomainError| DataFusionError::External(Box::new(e));
+        let rows: Vec<StoredRow> = self
+            .rows
+            .scan(&self.table, &self.partition, self.request.clone())
+            .map_err(external)?
+            .take(batch_size)
+            .collect::<calamus_domain::DomainResult<_>>()
+            .map_err(external)?;
+        if self.expect_unflushed
+            && !self
+                .rows
+                .manifest(&self.table, &self.partition)
+                .map_err(external)?
+                .is_empty()
+        {
+            return Err(raced_flush(&self.table));
+        }
+        rows_to_batch(&self.table, &self.projection, &self.schema, &rows)
+    }
+}
+
+/// The error of a scan that a flush overlapped (the statement is run again).
+fn raced_flush(table: &TableDefinition) -> DataFusionError {
+    DataFusionError::External(Box::new(calamus_domain::DomainError::ReadRacedFlush(format!(
+        "table {} was flushed while this statement read it; run it again",
+        table.id
+    ))))
 }
 
 /// Builds the projected batch of `rows`.
