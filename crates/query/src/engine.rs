@@ -368,13 +368,15 @@ impl QueryEngine {
         let reusable =
             !matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) && plan_cache::reusable(&plan);
         match state.optimize(&plan) {
-            Ok(optimized) if reusable => {
-                self.plans.put(key, snapshot, &optimized);
+            Ok(optimized) => {
+                if reusable {
+                    self.plans.put(key, snapshot, &optimized);
+                }
                 self.plan_physical(&state, optimized, params).await
             }
-            // An EXPLAIN, or a plan the optimizer needs the parameters' values for (an
-            // untyped `SELECT $1`): bound first, then planned as usual.
-            _ => {
+            // A plan the optimizer needs the parameters' values for (an untyped
+            // `SELECT $1`): bound first, then planned as usual.
+            Err(_) => {
                 let plan = if params.is_empty() {
                     plan
                 } else {

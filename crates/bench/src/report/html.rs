@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::Report;
+use super::{Report, mib};
 use crate::scenarios::Outcome;
 
 /// Escapes text for HTML.
@@ -26,7 +26,6 @@ pub fn html_page(report: &Report) -> String {
          .card{{border:1px solid #ddd;padding:8px}}.note{{color:#555;font-size:12px}}.bad{{color:#b00}}\
          </style></head><body><h1>Calamus benchmark</h1>"
     );
-    let mib = |b: Option<u64>| b.map_or("n/a".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
     let _ = write!(
         page,
         "<p>Server {} ({} backend), commit {}; {} logical CPUs ({}), {} memory. Settings: {} iterations, \
@@ -95,8 +94,7 @@ fn summary_table(report: &Report) -> String {
                 .as_ref()
                 .map_or(String::new(), |p| format!("{:.3}", p.p50_ms)),
             o.postgres_p50_ratio.map_or(String::new(), |r| format!("{r:.2}x")),
-            o.peak_rss_bytes
-                .map_or(String::new(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
+            o.peak_rss_bytes.map_or(String::new(), |b| mib(Some(b))),
             esc(&o.notes.join("; ")),
         );
     }

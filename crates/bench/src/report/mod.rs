@@ -90,7 +90,6 @@ impl Report {
                 o.postgres_p50_ratio.map_or("-".into(), |r| format!("{r:.2}x")),
             );
         }
-        let mib = |b: Option<u64>| b.map_or("n/a".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
         let _ = writeln!(
             out,
             "server memory: idle {}, peak {}",
@@ -131,4 +130,9 @@ pub fn machine() -> (usize, Option<u64>, Option<String>) {
         Some(line.split(':').nth(1)?.trim().to_owned())
     });
     (cpus, memory, model)
+}
+
+/// `12.3 MiB`, or `n/a`.
+pub(crate) fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or("n/a".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0))
 }

@@ -1,7 +1,7 @@
 //! `flushed_query`: an aggregate over rows most of which were flushed to Parquet.
 
 use super::{Bench, Outcome, load_items};
-use crate::dataset::{CATEGORIES, ITEMS_COLUMNS_SQL, insert_values};
+use crate::dataset::{CATEGORIES, ITEMS_COLUMNS_SQL};
 use crate::error::{BenchError, BenchResult};
 
 /// Rows flushed before the measurement.
@@ -16,9 +16,9 @@ pub fn flushed_query(bench: &Bench) -> BenchResult<Vec<Outcome>> {
     bench
         .user
         .sql(&format!("CREATE USER TABLE {table} ({ITEMS_COLUMNS_SQL})"), &[])?;
-    load_items(&bench.user, &table, FLUSHED)?;
+    load_items(&bench.user, &table, 0, FLUSHED)?;
     bench.root.sql(&format!("FLUSH TABLE {table}"), &[])?;
-    bench.user.sql(&insert_values(&table, FLUSHED as i64, HOT), &[])?;
+    load_items(&bench.user, &table, FLUSHED as i64, HOT)?;
     let total = (FLUSHED + HOT) as i64;
     let sql_over = |t: &str| format!("SELECT category, COUNT(*), SUM(amount) FROM {t} GROUP BY category");
     let sql = sql_over(&table);

@@ -356,13 +356,14 @@ pub fn selected(filter: Option<&str>) -> Vec<&'static Scenario> {
         .collect()
 }
 
-/// Loads the items `0..count` into `table` as `client`'s user, in statements of 1,000 rows.
-pub fn load_items(client: &HttpClient, table: &str, count: usize) -> BenchResult<()> {
-    let mut first = 0;
-    while first < count {
-        let n = (count - first).min(1000);
-        client.sql(&crate::dataset::insert_values(table, first as i64, n), &[])?;
-        first += n;
+/// Loads the items `first..first + count` into `table` as `client`'s user, in statements
+/// of 1,000 rows.
+pub fn load_items(client: &HttpClient, table: &str, first: i64, count: usize) -> BenchResult<()> {
+    let mut done = 0;
+    while done < count {
+        let n = (count - done).min(1000);
+        client.sql(&crate::dataset::insert_values(table, first + done as i64, n), &[])?;
+        done += n;
     }
     Ok(())
 }

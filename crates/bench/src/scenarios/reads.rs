@@ -16,7 +16,7 @@ pub(super) fn items_table(bench: &Bench) -> BenchResult<String> {
             &format!("CREATE USER TABLE IF NOT EXISTS {table} ({ITEMS_COLUMNS_SQL})"),
             &[],
         )?;
-        load_items(&bench.user, &table, ITEMS)?;
+        load_items(&bench.user, &table, 0, ITEMS)?;
         *loaded = true;
     }
     Ok(table)

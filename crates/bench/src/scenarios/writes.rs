@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{Bench, Outcome};
+use super::{Bench, Outcome, load_items};
 use crate::dataset::{ITEMS_COLUMNS_SQL, Item, insert_values};
 use crate::error::{BenchError, BenchResult};
 
@@ -77,12 +77,7 @@ pub fn bulk_insert(bench: &Bench) -> BenchResult<Vec<Outcome>> {
 /// Rows for an UPDATE or DELETE scenario to work on: `count` fresh items; the first id.
 fn seeded_rows(bench: &Bench, table: &str, count: usize) -> BenchResult<i64> {
     let first = bench.fresh_ids(count);
-    let mut done = 0;
-    while done < count {
-        let n = (count - done).min(1000);
-        bench.user.sql(&insert_values(table, first + done as i64, n), &[])?;
-        done += n;
-    }
+    load_items(&bench.user, table, first, count)?;
     Ok(first)
 }
 
@@ -132,24 +127,27 @@ pub fn single_delete(bench: &Bench) -> BenchResult<Vec<Outcome>> {
 /// Single-row INSERTs from `concurrency` clients at once.
 pub fn concurrent_insert(bench: &Bench) -> BenchResult<Vec<Outcome>> {
     let table = writes_table(bench)?;
-    let sql = insert_sql(&table);
+    concurrent_inserts(
+        bench,
+        "concurrent_insert",
+        &table,
+        "INSERT of 1 row, concurrent clients",
+    )
+}
+
+/// `settings.concurrency` clients inserting one new item per statement into `table`,
+/// compared with one-row engine writes.
+fn concurrent_inserts(bench: &Bench, scenario: &str, table: &str, operation: &str) -> BenchResult<Vec<Outcome>> {
+    let sql = insert_sql(table);
     let (iterations, workers) = (bench.settings.iterations * 2, bench.settings.concurrency);
-    let summary = bench.measure("concurrent_insert", iterations, workers, 1, |_, _| {
-        expect_one(
-            &bench.user.sql(&sql, &Item::new(bench.fresh_id()).params())?,
-            "an INSERT",
-        )
+    let summary = bench.measure(scenario, iterations, workers, 1, |_, _| {
+        expect_one(&bench.user.sql(&sql, &Item::new(bench.fresh_id()).params())?, operation)
     })?;
     let limit = bench.write_limit(iterations, 1)?;
     Ok(vec![
-        Outcome::new(
-            "concurrent_insert",
-            "INSERT of 1 row, concurrent clients",
-            workers,
-            summary,
-        )
-        .with_limit(limit)
-        .note("limit: 1-row engine writes from one thread"),
+        Outcome::new(scenario, operation, workers, summary)
+            .with_limit(limit)
+            .note("limit: 1-row engine writes from one thread"),
     ])
 }
 
@@ -160,23 +158,10 @@ pub fn stream_ingest(bench: &Bench) -> BenchResult<Vec<Outcome>> {
         &format!("CREATE STREAM TABLE IF NOT EXISTS {table} ({ITEMS_COLUMNS_SQL}) WITH (TTL_SECONDS = 300, MAX_ROWS = 100000)"),
         &[],
     )?;
-    let sql = insert_sql(&table);
-    let (iterations, workers) = (bench.settings.iterations * 2, bench.settings.concurrency);
-    let summary = bench.measure("stream_ingest", iterations, workers, 1, |_, _| {
-        expect_one(
-            &bench.user.sql(&sql, &Item::new(bench.fresh_id()).params())?,
-            "a STREAM INSERT",
-        )
-    })?;
-    let limit = bench.write_limit(iterations, 1)?;
-    Ok(vec![
-        Outcome::new(
-            "stream_ingest",
-            "INSERT of 1 event into a STREAM table, concurrent clients",
-            workers,
-            summary,
-        )
-        .with_limit(limit)
-        .note("limit: 1-row engine writes from one thread"),
-    ])
+    concurrent_inserts(
+        bench,
+        "stream_ingest",
+        &table,
+        "INSERT of 1 event into a STREAM table, concurrent clients",
+    )
 }
