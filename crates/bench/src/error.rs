@@ -5,6 +5,9 @@ use thiserror::Error;
 /// Why a benchmark run, or one scenario of it, failed.
 #[derive(Debug, Error)]
 pub enum BenchError {
+    /// A flag's value cannot be used.
+    #[error("{0}")]
+    Usage(String),
     /// The server could not be reached or broke the connection.
     #[error("cannot reach {url}: {reason}")]
     Connection {

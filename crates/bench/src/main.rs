@@ -116,7 +116,7 @@ fn run(args: &Args) -> BenchResult<Report> {
     let backend: StorageBackend = args
         .backend
         .parse()
-        .map_err(|_| error::BenchError::Limit(format!("unknown backend '{}' (rocksdb or sled)", args.backend)))?;
+        .map_err(|e: calamus::AppError| error::BenchError::Usage(format!("--backend: {e}")))?;
     let settings = Settings {
         iterations: args.iterations.max(1),
         warmup: args.warmup,

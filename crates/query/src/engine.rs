@@ -93,6 +93,12 @@ impl QueryEngine {
         self
     }
 
+    /// Optimized plans kept for reuse.
+    #[cfg(test)]
+    pub(crate) fn kept_plans(&self) -> usize {
+        self.plans.len()
+    }
+
     /// The row store port.
     pub fn rows(&self) -> &Arc<dyn RowStore> {
         &self.rows

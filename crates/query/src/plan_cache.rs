@@ -121,10 +121,12 @@ fn is_not_immutable(expr: &Expr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::StatementOutput;
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::arrow::record_batch::RecordBatch;
     use datafusion::catalog::MemorySchemaProvider;
+    use datafusion::common::ScalarValue;
     use datafusion::datasource::MemTable;
     use datafusion::prelude::SessionContext;
 
@@ -154,6 +156,49 @@ mod tests {
         ));
         assert!(!reusable(&plan("SELECT id, random() FROM t").await));
         assert!(!reusable(&plan("SELECT id FROM t WHERE now() > to_timestamp(0)").await));
+    }
+
+    #[tokio::test]
+    async fn the_engine_keeps_reusable_plans_and_runs_them_again() {
+        use calamus_domain::ids::SnowflakeGenerator;
+        use calamus_domain::{MockCatalog, MockRowStore};
+        // One snapshot for every call: the catalog does not change.
+        let snapshot = Arc::new(CatalogSnapshot::default());
+        let mut catalog = MockCatalog::new();
+        catalog.expect_snapshot().returning(move || Arc::clone(&snapshot));
+        let engine = crate::engine::QueryEngine::new(
+            Arc::new(catalog),
+            Arc::new(MockRowStore::new()),
+            Arc::new(SnowflakeGenerator::new(0, 0)),
+            Arc::new(crate::live::LiveQueries::new()),
+        );
+        let mut root = Session::root();
+        let mut alice = Session::new(UserId::new("alice").unwrap(), Role::User);
+        let add = "SELECT 40 + $1";
+        for (n, session) in [(1, &mut root), (2, &mut alice)] {
+            let out = engine
+                .execute(session, add, &[ScalarValue::Int64(Some(n))])
+                .await
+                .unwrap();
+            assert_eq!(out[0].row_count(), 1);
+        }
+        let again = engine
+            .execute(&mut root, add, &[ScalarValue::Int64(Some(2))])
+            .await
+            .unwrap();
+        let StatementOutput::Rows { batches, .. } = &again[0] else {
+            panic!("rows")
+        };
+        let sum = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(sum, 42, "the kept plan is bound to the new parameter");
+        assert_eq!(engine.kept_plans(), 2, "one plan per session, reused by the third run");
+        engine.execute(&mut root, "SELECT now()", &[]).await.unwrap();
+        assert_eq!(engine.kept_plans(), 2, "a plan folding NOW() is not kept");
     }
 
     #[tokio::test]

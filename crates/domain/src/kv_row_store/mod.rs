@@ -384,8 +384,10 @@ impl RowStore for KvRowStore {
         Self::check_partition(table, partition)?;
         let lock = self.lock_for(table);
         let _guard = lock.lock();
-        // An UPDATE or DELETE of STREAM rows changes what the kept list says.
-        self.stream_indexes.forget_table(table.uid);
+        // An UPDATE or DELETE of STREAM rows changes what the kept lists say.
+        if table.kind == TableKind::Stream {
+            self.stream_indexes.forget_table(table.uid);
+        }
         let keyspace = table.keyspace();
         let codec = RowCodec::new(table.schema());
         let mut batch = WriteBatch::new();

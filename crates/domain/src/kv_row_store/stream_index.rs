@@ -83,28 +83,55 @@ impl PartitionRows {
 /// The lists of every partition inserted into lately, by table uid and partition prefix.
 #[derive(Debug, Default)]
 pub(super) struct StreamIndexes {
-    lists: Mutex<HashMap<(u64, Vec<u8>), PartitionRows>>,
+    inner: Mutex<Lists>,
+}
+
+#[derive(Debug, Default)]
+struct Lists {
+    by_partition: HashMap<(u64, Vec<u8>), PartitionRows>,
+    /// Row keys over every list in `by_partition`.
+    kept: usize,
 }
 
 impl StreamIndexes {
     /// Takes the list of a partition out, if one is kept.
     pub(super) fn take(&self, table: u64, partition: &Partition) -> Option<PartitionRows> {
-        self.lists.lock().remove(&(table, partition.key_prefix()))
+        let mut lists = self.inner.lock();
+        let rows = lists.by_partition.remove(&(table, partition.key_prefix()))?;
+        lists.kept -= rows.len();
+        Some(rows)
     }
 
     /// Keeps a partition's list (current as of the write just made).
     pub(super) fn put(&self, table: u64, partition: &Partition, rows: PartitionRows) {
-        let mut lists = self.lists.lock();
-        let kept: usize = lists.values().map(PartitionRows::len).sum();
-        if kept + rows.len() > MAX_KEPT_KEYS {
-            lists.clear();
+        let mut lists = self.inner.lock();
+        if lists.kept + rows.len() > MAX_KEPT_KEYS {
+            *lists = Lists::default();
         }
-        lists.insert((table, partition.key_prefix()), rows);
+        lists.kept += rows.len();
+        if let Some(replaced) = lists.by_partition.insert((table, partition.key_prefix()), rows) {
+            lists.kept -= replaced.len();
+        }
     }
 
     /// Forgets every list of a table.
     pub(super) fn forget_table(&self, table: u64) {
-        self.lists.lock().retain(|(uid, _), _| *uid != table);
+        let mut lists = self.inner.lock();
+        let mut forgotten = 0;
+        lists.by_partition.retain(|(uid, _), rows| {
+            let keep = *uid != table;
+            if !keep {
+                forgotten += rows.len();
+            }
+            keep
+        });
+        lists.kept -= forgotten;
+    }
+
+    /// Row keys kept over every partition.
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        self.inner.lock().kept
     }
 }
 
@@ -130,7 +157,13 @@ mod tests {
         let indexes = StreamIndexes::default();
         indexes.put(7, &partition, rows);
         indexes.forget_table(8);
-        assert!(indexes.take(7, &partition).is_some());
+        assert_eq!(indexes.kept(), 1);
+        let rows = indexes.take(7, &partition).expect("kept");
         assert!(indexes.take(7, &partition).is_none(), "taken out");
+        assert_eq!(indexes.kept(), 0);
+        indexes.put(7, &partition, rows);
+        indexes.forget_table(7);
+        assert_eq!(indexes.kept(), 0);
+        assert!(indexes.take(7, &partition).is_none(), "forgotten with its table");
     }
 }

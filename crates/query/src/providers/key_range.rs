@@ -145,3 +145,57 @@ fn constant(expr: &Expr) -> Option<ScalarValue> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calamus_domain::ColumnName;
+    use calamus_domain::model::ColumnDefinition;
+    use calamus_domain::types::{DataType, Value};
+    use datafusion::logical_expr::expr::Placeholder;
+    use datafusion::logical_expr::{cast, col, lit};
+
+    fn schema() -> TableSchema {
+        let column = |id: u32, name: &str| ColumnDefinition {
+            id,
+            name: ColumnName::new(name).unwrap(),
+            data_type: DataType::BigInt,
+            nullable: false,
+            default: None,
+            added_in_version: 1,
+            missing_value: None,
+        };
+        TableSchema {
+            version: 1,
+            columns: vec![column(1, "id"), column(2, "n")],
+            primary_key: Some(1),
+            created_at: 0,
+        }
+    }
+
+    fn key(v: i64) -> Vec<u8> {
+        encode_key_value(&Value::BigInt(v)).unwrap()
+    }
+
+    #[test]
+    fn a_parameter_on_the_key_is_pushed_down_and_narrows_once_bound() {
+        let parameter = Expr::Placeholder(Placeholder::new_with_field("$1".into(), None));
+        let schema = schema();
+        assert!(is_primary_key_filter(&schema, &col("id").eq(parameter.clone())));
+        assert!(is_primary_key_filter(
+            &schema,
+            &cast(parameter.clone(), arrow::datatypes::DataType::Int64).lt(col("id"))
+        ));
+        assert!(!is_primary_key_filter(&schema, &col("n").eq(parameter)));
+        // Bound, the parameter may keep the cast the planner put around it.
+        let bound = col("id").eq(cast(lit(5i32), arrow::datatypes::DataType::Int64));
+        let range = row_id_range(&schema, &[bound]);
+        assert_eq!(
+            (range.start, range.end),
+            (Bound::Included(key(5)), Bound::Included(key(5)))
+        );
+        // An unbound parameter narrows nothing.
+        let unbound = col("id").eq(Expr::Placeholder(Placeholder::new_with_field("$1".into(), None)));
+        assert_eq!(row_id_range(&schema, &[unbound]), RowIdRange::all());
+    }
+}
