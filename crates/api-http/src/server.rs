@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use calamus_query::QueryEngine;
 use futures::FutureExt;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
 use hyper::server::conn::http1;
@@ -384,6 +384,14 @@ fn failed_auth(state: &ApiState, error: &ApiError, started: Instant) -> Response
     response
 }
 
+/// How much of a refused body is still read and thrown away, so that a client still
+/// sending it reads the 413 instead of a reset connection (closing a socket with unread
+/// data resets it). A larger body, or one slower than [`DRAIN_TIME`], gets the connection
+/// closed.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+/// How long a refused body is read at most.
+const DRAIN_TIME: Duration = Duration::from_secs(10);
+
 /// The whole body, refused past `limit` bytes.
 async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
@@ -397,17 +405,42 @@ async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
+    let mut body = request.into_body();
+    if let Some(length) = declared.filter(|&length| length > limit as u64) {
+        if length <= DRAIN_LIMIT {
+            drain(&mut body).await;
+        }
         return Err(too_large());
     }
-    match Limited::new(request.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(error) => Err(ApiError::new(
-            ErrorCode::InvalidInput,
-            format!("the body could not be read: {error}"),
-        )),
+    let mut collected = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|error| ApiError::new(ErrorCode::InvalidInput, format!("the body could not be read: {error}")))?;
+        if let Ok(data) = frame.into_data() {
+            if collected.len() + data.len() > limit {
+                drain(&mut body).await;
+                return Err(too_large());
+            }
+            collected.extend_from_slice(&data);
+        }
     }
+    Ok(Bytes::from(collected))
+}
+
+/// Reads what is left of a refused body, up to [`DRAIN_LIMIT`] bytes and [`DRAIN_TIME`].
+async fn drain(body: &mut Incoming) {
+    let discard = async {
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                read += data.len() as u64;
+                if read > DRAIN_LIMIT {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
 }
 
 #[cfg(test)]
