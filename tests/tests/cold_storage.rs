@@ -51,6 +51,23 @@ fn flushed_rows_move_to_parquet_files_per_user(backend: StorageBackend) {
         )
         .rows(0);
     assert_eq!(job, [json!(["completed", "4", true])]);
+    // A finished job cannot be killed; the error says what it is.
+    let job_id = server
+        .sql_ok(
+            &server.root(),
+            "SELECT job_id FROM system.jobs WHERE job_type = 'flush'",
+        )
+        .rows(0)[0][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = server.sql(&server.root(), &format!("KILL JOB '{job_id}'"));
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.text.contains("is not running: it is completed"),
+        "{}",
+        refused.text
+    );
     drop(server);
 
     // The hot tier of each partition is empty; its manifest names the segment.

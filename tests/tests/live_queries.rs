@@ -16,6 +16,7 @@ calamus_tests::on_both_backends!(
     users_see_only_their_own_rows,
     shared_and_stream_tables,
     batches_last_rows_and_resume,
+    resume_deletes_rows_that_left_the_filter,
     authentication_by_header_or_first_message,
     bad_messages_and_bad_subscriptions_get_errors,
     live_queries_table_kill_and_disconnect,
@@ -277,6 +278,38 @@ fn batches_last_rows_and_resume(backend: StorageBackend) {
     assert_eq!(deletes["change_type"], "delete", "{deletes}");
     assert_eq!(ids(&rows_of(&deletes, "old_values")), ["22"]);
     assert_eq!(again.try_recv(QUIET), None);
+}
+
+/// Rows updated out of a filtered subscription's view while the client was away come back
+/// as deletes on resume, also when they were deleted afterwards with values that no longer
+/// match; rows that never changed are not sent again.
+fn resume_deletes_rows_that_left_the_filter(backend: StorageBackend) {
+    let server = server(backend);
+    let auth = alice(&server);
+    server.sql_ok(
+        &auth,
+        "INSERT INTO app.msgs VALUES (1, 'a', 'one'), (2, 'a', 'two'), (3, 'a', 'three'), (4, 'b', 'four')",
+    );
+    let sql = "SELECT id, body FROM app.msgs WHERE room = 'a'";
+    let mut client = WsClient::connect_as(server.addr, &server.bearer("alice", "alice-password"));
+    let (ack, rows) = client.subscribe("f", sql, json!({}));
+    assert_eq!(ids(&rows), ["1", "2", "3"], "{ack}");
+    let resume_from = ack["batch_control"]["last_seq_id"].as_i64().expect("last_seq_id");
+    client.close();
+
+    server.sql_ok(&auth, "UPDATE app.msgs SET room = 'b' WHERE id = 1"); // leaves the filter
+    server.sql_ok(&auth, "UPDATE app.msgs SET room = 'b' WHERE id = 2"); // leaves it,
+    server.sql_ok(&auth, "DELETE FROM app.msgs WHERE id = 2"); // then is deleted
+    server.sql_ok(&auth, "UPDATE app.msgs SET room = 'a' WHERE id = 4"); // enters it
+
+    let mut again = WsClient::connect_as(server.addr, &server.bearer("alice", "alice-password"));
+    let (ack, rows) = again.subscribe("f", sql, json!({"from_seq_id": resume_from}));
+    assert_eq!(ack["total_rows"], 1, "{ack}");
+    assert_eq!(ids(&rows), ["4"]);
+    let deletes = again.recv();
+    assert_eq!(deletes["change_type"], "delete", "{deletes}");
+    assert_eq!(ids(&rows_of(&deletes, "old_values")), ["1", "2"]);
+    assert_eq!(again.try_recv(QUIET), None, "row 3 did not change: nothing about it");
 }
 
 fn authentication_by_header_or_first_message(backend: StorageBackend) {

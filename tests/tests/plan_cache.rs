@@ -7,28 +7,13 @@ use calamus::{Database, StorageBackend};
 use calamus_domain::UserId;
 use calamus_domain::model::Role;
 use calamus_query::{Session, StatementOutput};
-use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::common::ScalarValue;
 use tempfile::TempDir;
 
 calamus_tests::on_both_backends!(parameters_users_ddl_and_time_are_honoured,);
 
-/// Every cell of every row of `outputs[0]`, as text.
 fn cells(outputs: &[StatementOutput]) -> Vec<Vec<String>> {
-    let StatementOutput::Rows { batches, .. } = &outputs[0] else {
-        panic!("not rows")
-    };
-    batches
-        .iter()
-        .flat_map(|b| {
-            (0..b.num_rows()).map(move |r| {
-                b.columns()
-                    .iter()
-                    .map(|c| array_value_to_string(c, r).unwrap())
-                    .collect()
-            })
-        })
-        .collect()
+    calamus_tests::cells(&outputs[0])
 }
 
 fn parameters_users_ddl_and_time_are_honoured(backend: StorageBackend) {

@@ -48,12 +48,19 @@ pub fn build_array<'a, F>(data_type: &DataType, len: usize, value_at: F) -> Doma
 where
     F: Fn(usize) -> &'a Value,
 {
+    // Text and bytes are appended by reference: copied once, into the array.
     macro_rules! build {
-        ($builder:expr, $variant:ident) => {{
+        ($builder:expr, $variant:ident) => {
+            build!($builder, $variant, |v: &_| *v)
+        };
+        ($builder:expr, $variant:ident, by_ref) => {
+            build!($builder, $variant, |v| v)
+        };
+        ($builder:expr, $variant:ident, $take:expr) => {{
             let mut b = $builder;
             for i in 0..len {
                 match value_at(i) {
-                    Value::$variant(v) => b.append_value(v.clone()),
+                    Value::$variant(v) => b.append_value($take(v)),
                     Value::Null => b.append_null(),
                     other => return Err(mismatch(other, data_type)),
                 }
@@ -74,8 +81,10 @@ where
                 .map_err(|e| DomainError::InvalidValue(e.to_string()))?;
             build!(b, Decimal)
         }
-        DataType::Text | DataType::Json | DataType::Uuid => build!(StringBuilder::with_capacity(len, len * 16), Text),
-        DataType::Bytes => build!(BinaryBuilder::with_capacity(len, len * 16), Bytes),
+        DataType::Text | DataType::Json | DataType::Uuid => {
+            build!(StringBuilder::with_capacity(len, len * 16), Text, by_ref)
+        }
+        DataType::Bytes => build!(BinaryBuilder::with_capacity(len, len * 16), Bytes, by_ref),
         DataType::Timestamp => build!(TimestampMicrosecondBuilder::with_capacity(len), Timestamp),
         DataType::Date => build!(Date32Builder::with_capacity(len), Date),
         DataType::Time => {

@@ -12,7 +12,7 @@
 
 use crate::error::{DomainError, DomainResult};
 use crate::model::TableSchema;
-use crate::types::Value;
+use crate::types::{DataType, Value};
 
 const FORMAT: u8 = 1;
 const FLAG_DELETED: u8 = 1;
@@ -27,6 +27,85 @@ pub struct RowVersion {
     pub deleted: bool,
     /// Values, one per column of the schema.
     pub values: Vec<Value>,
+}
+
+/// A value read in place from an encoded row: text and bytes borrow the row's bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    /// BOOLEAN.
+    Boolean(bool),
+    /// SMALLINT.
+    SmallInt(i16),
+    /// INT.
+    Int(i32),
+    /// BIGINT.
+    BigInt(i64),
+    /// FLOAT.
+    Float(f32),
+    /// DOUBLE.
+    Double(f64),
+    /// DECIMAL, unscaled.
+    Decimal(i128),
+    /// TEXT, JSON and UUID.
+    Text(&'a str),
+    /// BYTES.
+    Bytes(&'a [u8]),
+    /// TIMESTAMP, microseconds since the epoch.
+    Timestamp(i64),
+    /// DATE, days since the epoch.
+    Date(i32),
+    /// TIME, microseconds since midnight.
+    Time(i64),
+}
+
+impl ValueRef<'_> {
+    /// The owned value.
+    pub fn to_value(self) -> Value {
+        match self {
+            ValueRef::Boolean(v) => Value::Boolean(v),
+            ValueRef::SmallInt(v) => Value::SmallInt(v),
+            ValueRef::Int(v) => Value::Int(v),
+            ValueRef::BigInt(v) => Value::BigInt(v),
+            ValueRef::Float(v) => Value::Float(v),
+            ValueRef::Double(v) => Value::Double(v),
+            ValueRef::Decimal(v) => Value::Decimal(v),
+            ValueRef::Text(v) => Value::Text(v.to_owned()),
+            ValueRef::Bytes(v) => Value::Bytes(v.to_vec()),
+            ValueRef::Timestamp(v) => Value::Timestamp(v),
+            ValueRef::Date(v) => Value::Date(v),
+            ValueRef::Time(v) => Value::Time(v),
+        }
+    }
+
+    /// Whether the value has the physical form of `data_type`.
+    pub fn fits(&self, data_type: &DataType) -> bool {
+        matches!(
+            (self, data_type),
+            (ValueRef::Boolean(_), DataType::Boolean)
+                | (ValueRef::SmallInt(_), DataType::SmallInt)
+                | (ValueRef::Int(_), DataType::Int)
+                | (ValueRef::BigInt(_), DataType::BigInt)
+                | (ValueRef::Float(_), DataType::Float)
+                | (ValueRef::Double(_), DataType::Double)
+                | (ValueRef::Decimal(_), DataType::Decimal { .. })
+                | (ValueRef::Text(_), DataType::Text | DataType::Json | DataType::Uuid)
+                | (ValueRef::Bytes(_), DataType::Bytes)
+                | (ValueRef::Timestamp(_), DataType::Timestamp)
+                | (ValueRef::Date(_), DataType::Date)
+                | (ValueRef::Time(_), DataType::Time)
+        )
+    }
+}
+
+/// The fixed part of an encoded row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowHeader {
+    /// The version's `_seq`.
+    pub seq: i64,
+    /// Whether the version is a soft delete.
+    pub deleted: bool,
+    /// The schema version the row was written with.
+    pub schema_version: u32,
 }
 
 /// Encodes and decodes rows for one schema (the current schema of a table).
@@ -106,11 +185,35 @@ impl RowCodec {
 
     /// Decodes a row into the codec's schema.
     pub fn decode(&self, bytes: &[u8]) -> DomainResult<RowVersion> {
+        let mut values: Vec<Option<Value>> = vec![None; self.schema.columns.len()];
+        let header = self.read_row(bytes, |pos, value| {
+            values[pos] = Some(value.to_value());
+            Ok(())
+        })?;
+        let values = values
+            .into_iter()
+            .enumerate()
+            .map(|(pos, value)| value.unwrap_or_else(|| self.absent_value(pos, header.schema_version)))
+            .collect();
+        Ok(RowVersion {
+            seq: header.seq,
+            deleted: header.deleted,
+            values,
+        })
+    }
+
+    /// Reads a row in place: calls `column(position, value)` for each value the row holds
+    /// for a column of the codec's schema (a column appears at most once; NULLs and absent
+    /// columns are not reported, see [`Self::absent_value`]). Nothing is allocated.
+    pub fn read_row<'a>(
+        &self,
+        bytes: &'a [u8],
+        mut column: impl FnMut(usize, ValueRef<'a>) -> DomainResult<()>,
+    ) -> DomainResult<RowHeader> {
         let (seq, deleted) = Self::decode_header(bytes)?;
         let mut reader = Reader { bytes, pos: 10 };
-        let written_version = reader.varint()? as u32;
+        let schema_version = reader.varint()? as u32;
         let count = reader.varint()? as usize;
-        let mut values: Vec<Option<Value>> = vec![None; self.schema.columns.len()];
         for _ in 0..count {
             let id = reader.varint()? as usize;
             let value = reader.value()?;
@@ -121,24 +224,29 @@ impl RowCodec {
                         self.schema.columns[*pos].name
                     )));
                 }
-                values[*pos] = Some(value);
+                column(*pos, value)?;
             }
         }
-        let values = values
-            .into_iter()
-            .zip(&self.schema.columns)
-            .map(|(value, column)| match value {
-                Some(v) => v,
-                // Written when the column did not exist yet: its value at the time it was added.
-                None if column.added_in_version > written_version => column
-                    .missing_value
-                    .as_ref()
-                    .map(|m| m.to_value(&column.data_type))
-                    .unwrap_or(Value::Null),
-                None => Value::Null,
-            })
-            .collect();
-        Ok(RowVersion { seq, deleted, values })
+        Ok(RowHeader {
+            seq,
+            deleted,
+            schema_version,
+        })
+    }
+
+    /// The value of the column at `position` in a row written with `schema_version` that
+    /// holds none for it: the value the column was added with if the row predates the
+    /// column, NULL otherwise.
+    pub fn absent_value(&self, position: usize, schema_version: u32) -> Value {
+        let column = &self.schema.columns[position];
+        if column.added_in_version > schema_version {
+            column
+                .missing_value
+                .as_ref()
+                .map_or(Value::Null, |m| m.to_value(&column.data_type))
+        } else {
+            Value::Null
+        }
     }
 }
 
@@ -241,26 +349,26 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
 
-    fn value(&mut self) -> DomainResult<Value> {
+    fn value(&mut self) -> DomainResult<ValueRef<'a>> {
         let tag = self.take(1)?[0];
         Ok(match tag {
-            1 => Value::Boolean(self.take(1)?[0] != 0),
-            2 => Value::SmallInt(i16::from_le_bytes(self.array()?)),
-            3 => Value::Int(i32::from_le_bytes(self.array()?)),
-            4 => Value::BigInt(i64::from_le_bytes(self.array()?)),
-            5 => Value::Float(f32::from_le_bytes(self.array()?)),
-            6 => Value::Double(f64::from_le_bytes(self.array()?)),
-            7 => Value::Decimal(i128::from_le_bytes(self.array()?)),
+            1 => ValueRef::Boolean(self.take(1)?[0] != 0),
+            2 => ValueRef::SmallInt(i16::from_le_bytes(self.array()?)),
+            3 => ValueRef::Int(i32::from_le_bytes(self.array()?)),
+            4 => ValueRef::BigInt(i64::from_le_bytes(self.array()?)),
+            5 => ValueRef::Float(f32::from_le_bytes(self.array()?)),
+            6 => ValueRef::Double(f64::from_le_bytes(self.array()?)),
+            7 => ValueRef::Decimal(i128::from_le_bytes(self.array()?)),
             8 => {
                 let bytes = self.len_bytes()?;
                 let text =
                     std::str::from_utf8(bytes).map_err(|_| DomainError::Corrupt("stored text is not UTF-8".into()))?;
-                Value::Text(text.to_owned())
+                ValueRef::Text(text)
             }
-            9 => Value::Bytes(self.len_bytes()?.to_vec()),
-            10 => Value::Timestamp(i64::from_le_bytes(self.array()?)),
-            11 => Value::Date(i32::from_le_bytes(self.array()?)),
-            12 => Value::Time(i64::from_le_bytes(self.array()?)),
+            9 => ValueRef::Bytes(self.len_bytes()?),
+            10 => ValueRef::Timestamp(i64::from_le_bytes(self.array()?)),
+            11 => ValueRef::Date(i32::from_le_bytes(self.array()?)),
+            12 => ValueRef::Time(i64::from_le_bytes(self.array()?)),
             other => return Err(DomainError::Corrupt(format!("unknown value tag {other}"))),
         })
     }

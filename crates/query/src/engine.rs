@@ -20,8 +20,9 @@ use datafusion::sql::sqlparser::ast::{ObjectName, Statement as SqlStatement};
 
 use crate::authorization::{authorize, denied, rules};
 use crate::cold::ColdStorage;
-use crate::error::{QueryError, QueryResult};
+use crate::error::{QueryError, QueryResult, retry_when_raced_by_flush};
 use crate::functions::{id_functions, session_functions};
+use crate::jobs::{self, running::RunningJobs};
 use crate::live::{self, LiveQueries};
 use crate::output::StatementOutput;
 use crate::parser::parse_statements;
@@ -45,6 +46,8 @@ pub struct QueryEngine {
     plans: PlanCache,
     /// One flush at a time per table (by uid): two would write the same segment file.
     pub(crate) flush_locks: parking_lot::Mutex<std::collections::HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Jobs running now, for `KILL JOB`.
+    pub(crate) running_jobs: Arc<RunningJobs>,
     base_state: SessionState,
 }
 
@@ -82,6 +85,7 @@ impl QueryEngine {
             cold: None,
             plans: PlanCache::default(),
             flush_locks: Default::default(),
+            running_jobs: Default::default(),
             base_state,
         }
     }
@@ -205,6 +209,7 @@ impl QueryEngine {
             } => ddl::namespace::drop(self, &name, if_exists, cascade).await,
             Statement::ShowNamespaces => show::namespaces(self, session),
             Statement::KillLiveQuery { live_id } => live::kill(self, session, &live_id),
+            Statement::KillJob { job_id } => jobs::kill(self, &job_id),
             Statement::CreateStorage {
                 name,
                 if_not_exists,
@@ -249,10 +254,6 @@ impl QueryEngine {
                  {\"type\": \"subscribe\", \"subscription\": {\"id\": \"s1\", \"sql\": \"SELECT * FROM ns.t WHERE ...\"}}"
                     .into(),
             )),
-            Statement::NotAvailable { feature } => Err(QueryError::Unsupported(format!(
-                "{} is not available in this version of Calamus",
-                feature.description()
-            ))),
             Statement::Sql(statement) => self.run_sql(session, *statement, params).await,
         }
     }
@@ -265,12 +266,21 @@ impl QueryEngine {
     ) -> QueryResult<StatementOutput> {
         match statement {
             statement if is_query(&statement) => {
-                let planned = self.plan_session_query(session, statement, params, None).await?;
-                let batches = collect(planned.physical, planned.task).await?;
-                Ok(StatementOutput::Rows {
-                    schema: planned.schema,
-                    batches,
+                // A query that overlapped a flush moving rows it had not read yet fails
+                // rather than miss them; it runs again (it has sent nothing yet).
+                let session: &Session = session;
+                retry_when_raced_by_flush(|| {
+                    let statement = statement.clone();
+                    async move {
+                        let planned = self.plan_session_query(session, statement, params, None).await?;
+                        let batches = collect(planned.physical, planned.task).await?;
+                        Ok(StatementOutput::Rows {
+                            schema: planned.schema,
+                            batches,
+                        })
+                    }
                 })
+                .await
             }
             SqlStatement::Insert(insert) => dml::insert::run(self, session, insert, params).await,
             SqlStatement::Update(update) => dml::modify::update(self, session, update, params).await,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use calamus_domain::ids::SnowflakeGenerator;
 use calamus_domain::model::{ColumnDefinition, Namespace, TableDefinition, TableKind, TableOptions, TableSchema};
 use calamus_domain::{
-    CatalogSnapshot, ColumnName, DataType, DomainError, MockCatalog, MockRowStore, NamespaceId, RowVersion, StoredRow,
-    TableId, TableName, Value,
+    CatalogSnapshot, ColumnName, DataType, DomainError, EncodedRow, MockCatalog, MockRowStore, NamespaceId, RowCodec,
+    RowVersion, TableId, TableName, Value,
 };
 
 use crate::{ErrorKind, QueryEngine, Session};
@@ -149,15 +149,16 @@ async fn a_scan_failing_midway_fails_the_query_instead_of_returning_part_of_it()
     let mut catalog = MockCatalog::new();
     catalog.expect_snapshot().returning(|| snapshot(true));
     let mut rows = MockRowStore::new();
-    rows.expect_scan().returning(|_, _, _| {
-        let first = StoredRow {
-            row_id: vec![1],
-            user: Some("root".into()),
-            version: RowVersion {
-                seq: 1,
-                deleted: false,
-                values: vec![Value::BigInt(1), Value::Text("a".into())],
-            },
+    rows.expect_scan_encoded().returning(|table, _, _| {
+        let first = RowVersion {
+            seq: 1,
+            deleted: false,
+            values: vec![Value::BigInt(1), Value::Text("a".into())],
+        };
+        let first = EncodedRow {
+            key: b"root\0\x01".to_vec(),
+            row_id_start: 5,
+            value: RowCodec::new(table.schema()).encode(&first).unwrap(),
         };
         Ok(Box::new(vec![Ok(first), Err(storage_failure())].into_iter()))
     });
@@ -174,7 +175,7 @@ async fn update_writes_nothing_when_reading_its_rows_fails() {
     let mut catalog = MockCatalog::new();
     catalog.expect_snapshot().returning(|| snapshot(true));
     let mut rows = MockRowStore::new();
-    rows.expect_scan().returning(|_, _, _| Err(storage_failure()));
+    rows.expect_scan_encoded().returning(|_, _, _| Err(storage_failure()));
     rows.expect_write_changes().never();
     let engine = engine(catalog, rows);
     let err = engine
@@ -202,4 +203,91 @@ async fn a_failed_statement_stops_the_batch() {
         )
         .await;
     assert!(result.is_err());
+}
+
+/// `KILL JOB` reaches a running flush: it stops before its next partition, flushes
+/// nothing more, ends `cancelled`, and the statement that ran the flush says so. A job
+/// that is not running, or does not exist, is a clear error.
+#[tokio::test]
+async fn kill_job_stops_a_running_flush_before_its_next_partition() {
+    use std::sync::mpsc;
+
+    use calamus_domain::model::{JobRecord, JobStatus, StorageDefinition};
+    use calamus_domain::{Partition, StorageId, UserId};
+    use parking_lot::Mutex;
+
+    let jobs: Arc<Mutex<BTreeMap<String, JobRecord>>> = Arc::default();
+    let mut catalog = MockCatalog::new();
+    let seen = Arc::clone(&jobs);
+    catalog.expect_snapshot().returning(move || {
+        let mut snapshot = (*snapshot(true)).clone();
+        snapshot
+            .storages
+            .insert(StorageId::local(), StorageDefinition::local(0));
+        snapshot.jobs = seen.lock().clone();
+        Arc::new(snapshot)
+    });
+    let recorded = Arc::clone(&jobs);
+    catalog.expect_put_job().returning(move |job| {
+        recorded.lock().insert(job.job_id.clone(), job);
+        Ok(())
+    });
+    // Listing the partitions waits until the test has killed the job.
+    let (listing, listed) = mpsc::channel::<()>();
+    let (killed, kill_done) = mpsc::channel::<()>();
+    let kill_done = Mutex::new(kill_done);
+    let mut rows = MockRowStore::new();
+    rows.expect_hot_partitions().returning(move |_| {
+        listing.send(()).unwrap();
+        kill_done.lock().recv().unwrap();
+        Ok(vec![
+            Partition::User(UserId::new("alice").unwrap()),
+            Partition::User(UserId::new("bob").unwrap()),
+        ])
+    });
+    rows.expect_scan().never();
+    rows.expect_scan_encoded().never();
+    rows.expect_commit_flush().never();
+    let dir = std::env::temp_dir().join(format!("calamus-kill-job-{}", std::process::id()));
+    let engine = Arc::new(engine(catalog, rows).with_cold_storage(&dir));
+
+    let flushing = Arc::clone(&engine);
+    let flush = tokio::spawn(async move { flushing.execute(&mut Session::root(), "FLUSH TABLE app.t", &[]).await });
+    tokio::task::spawn_blocking(move || listed.recv().unwrap())
+        .await
+        .unwrap();
+    let job_id = jobs.lock().keys().next().cloned().expect("the flush job is recorded");
+    assert_eq!(jobs.lock()[&job_id].status, JobStatus::Running);
+
+    let mut alice = Session::new(UserId::new("alice").unwrap(), calamus_domain::model::Role::User);
+    let refused = engine
+        .execute(&mut alice, &format!("KILL JOB '{job_id}'"), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::PermissionDenied, "{refused}");
+    let out = engine
+        .execute(&mut Session::root(), &format!("KILL JOB '{job_id}'"), &[])
+        .await
+        .unwrap();
+    assert_eq!(out[0].row_count(), 1);
+    killed.send(()).unwrap();
+
+    let err = flush.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("cancelled by KILL JOB"), "{err}");
+    let job = jobs.lock()[&job_id].clone();
+    assert_eq!(job.status, JobStatus::Cancelled);
+    assert_eq!(job.rows_affected, 0);
+    assert!(job.finished_at.is_some());
+
+    let again = engine
+        .execute(&mut Session::root(), &format!("KILL JOB '{job_id}'"), &[])
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("is not running: it is cancelled"), "{again}");
+    let unknown = engine
+        .execute(&mut Session::root(), "KILL JOB 'no-such-job'", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.kind(), ErrorKind::NotFound, "{unknown}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -185,7 +185,7 @@ impl CalamusParser<'_, '_> {
             "KILL" if self.eat_words(&["KILL", "LIVE", "QUERY"]) => Ok(Statement::KillLiveQuery {
                 live_id: self.string()?,
             }),
-            "KILL" if self.words_are(&["KILL", "JOB"]) => self.not_available(UnavailableFeature::KillJob),
+            "KILL" if self.eat_words(&["KILL", "JOB"]) => Ok(Statement::KillJob { job_id: self.string()? }),
             "FLUSH" | "STORAGE" => self.parse_flush(),
             _ => Ok(Statement::Sql(Box::new(self.parser.parse_statement().map_err(syntax)?))),
         }

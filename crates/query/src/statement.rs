@@ -19,8 +19,6 @@ pub enum UserChange {
 pub enum UnavailableFeature {
     /// `SUBSCRIBE TO ...` (live queries are served over WebSocket).
     Subscribe,
-    /// `KILL JOB '<id>'`.
-    KillJob,
 }
 
 impl UnavailableFeature {
@@ -28,7 +26,6 @@ impl UnavailableFeature {
     pub fn description(&self) -> &'static str {
         match self {
             UnavailableFeature::Subscribe => "live queries (SUBSCRIBE TO) are served over WebSocket at /v1/ws",
-            UnavailableFeature::KillJob => "KILL JOB",
         }
     }
 }
@@ -53,6 +50,8 @@ pub enum Statement {
     ShowNamespaces,
     /// `KILL LIVE QUERY '<live_id>'`.
     KillLiveQuery { live_id: String },
+    /// `KILL JOB '<job_id>'`.
+    KillJob { job_id: String },
     /// `CREATE STORAGE [IF NOT EXISTS] id TYPE 'filesystem' BASE_DIRECTORY '...'
     /// [SHARED_TABLES_TEMPLATE '...'] [USER_TABLES_TEMPLATE '...']`: options by upper-case
     /// name.

@@ -14,7 +14,7 @@
 mod cold;
 mod stream_index;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -27,9 +27,9 @@ use crate::codec::{RowCodec, RowVersion};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{SnowflakeGenerator, now_millis, snowflake_floor_for_millis};
 use crate::keys::{Partition, encode_internal_row_id, encode_key_value, row_id_of, split_user_key};
-use crate::kv::{KeyRange, KvEngine, WriteBatch, prefix_successor};
+use crate::kv::{KeyRange, KvEngine, KvPair, WriteBatch, prefix_successor};
 use crate::model::{Manifest, Segment, TableDefinition, TableKind};
-use crate::row_store::{RowChange, RowIter, RowStore, ScanRequest, StoredRow};
+use crate::row_store::{EncodedRow, EncodedRowIter, RowChange, RowIter, RowStore, ScanRequest, StoredRow};
 use crate::types::Value;
 
 /// A live STREAM row's key and, if the table has one, its encoded primary key.
@@ -37,6 +37,9 @@ type StreamKey = (Vec<u8>, Option<Vec<u8>>);
 
 /// Rows fetched from the engine per step of a scan.
 const SCAN_CHUNK: usize = 1024;
+/// The most rows a long scan fetches per step: its steps double up to this size, so a
+/// scan of millions of rows opens few engine iterators, and a small one stays small.
+const MAX_SCAN_CHUNK: usize = 16 * 1024;
 
 /// The row store over a key-value engine.
 pub struct KvRowStore {
@@ -127,6 +130,55 @@ impl KvRowStore {
                 table.id, table.kind
             ))),
         }
+    }
+
+    /// The stored pairs of a scan (deleted versions left out unless asked for), read a
+    /// chunk at a time.
+    fn chunked_scan(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+        request: ScanRequest,
+    ) -> DomainResult<ChunkedScan> {
+        Self::check_partition(table, partition)?;
+        let prefix = partition.key_prefix();
+        let with_prefix = |b: &[u8]| partition.row_key(b);
+        let mut start = match &request.start {
+            Bound::Included(b) => Bound::Included(with_prefix(b)),
+            Bound::Excluded(b) => Bound::Excluded(with_prefix(b)),
+            Bound::Unbounded => Bound::Included(prefix.clone()),
+        };
+        if table.kind == TableKind::Stream
+            && let Some(floor) = Self::stream_floor(table)
+        {
+            let floor_key = with_prefix(&floor);
+            let below_floor = match &start {
+                Bound::Included(s) | Bound::Excluded(s) => s.as_slice() < floor_key.as_slice(),
+                Bound::Unbounded => true,
+            };
+            if below_floor {
+                start = Bound::Included(floor_key);
+            }
+        }
+        let end = match &request.end {
+            Bound::Included(b) => Bound::Included(with_prefix(b)),
+            Bound::Excluded(b) => Bound::Excluded(with_prefix(b)),
+            Bound::Unbounded => match prefix_successor(&prefix) {
+                Some(next) if !prefix.is_empty() => Bound::Excluded(next),
+                _ => Bound::Unbounded,
+            },
+        };
+        Ok(ChunkedScan {
+            kv: Arc::clone(&self.kv),
+            keyspace: table.keyspace(),
+            range: KeyRange { start, end },
+            include_deleted: request.include_deleted,
+            reverse: request.reverse,
+            remaining: request.limit.unwrap_or(usize::MAX),
+            chunk: SCAN_CHUNK,
+            buffer: Vec::new().into_iter(),
+            exhausted: false,
+        })
     }
 
     /// The smallest stream key still inside the TTL, for a partition.
@@ -508,46 +560,36 @@ impl RowStore for KvRowStore {
     }
 
     fn scan(&self, table: &TableDefinition, partition: &Partition, request: ScanRequest) -> DomainResult<RowIter> {
-        Self::check_partition(table, partition)?;
-        let prefix = partition.key_prefix();
-        let with_prefix = |b: &[u8]| partition.row_key(b);
-        let mut start = match &request.start {
-            Bound::Included(b) => Bound::Included(with_prefix(b)),
-            Bound::Excluded(b) => Bound::Excluded(with_prefix(b)),
-            Bound::Unbounded => Bound::Included(prefix.clone()),
-        };
-        if table.kind == TableKind::Stream
-            && let Some(floor) = Self::stream_floor(table)
-        {
-            let floor_key = with_prefix(&floor);
-            let below_floor = match &start {
-                Bound::Included(s) | Bound::Excluded(s) => s.as_slice() < floor_key.as_slice(),
-                Bound::Unbounded => true,
-            };
-            if below_floor {
-                start = Bound::Included(floor_key);
-            }
-        }
-        let end = match &request.end {
-            Bound::Included(b) => Bound::Included(with_prefix(b)),
-            Bound::Excluded(b) => Bound::Excluded(with_prefix(b)),
-            Bound::Unbounded => match prefix_successor(&prefix) {
-                Some(next) if !prefix.is_empty() => Bound::Excluded(next),
-                _ => Bound::Unbounded,
-            },
-        };
-        Ok(Box::new(ChunkedScan {
-            kv: Arc::clone(&self.kv),
-            keyspace: table.keyspace(),
-            range: KeyRange { start, end },
-            codec: RowCodec::new(table.schema()),
-            partition: partition.clone(),
-            include_deleted: request.include_deleted,
-            reverse: request.reverse,
-            remaining: request.limit.unwrap_or(usize::MAX),
-            buffer: VecDeque::new(),
-            exhausted: false,
-        }))
+        let pairs = self.chunked_scan(table, partition, request)?;
+        let codec = RowCodec::new(table.schema());
+        let (partition, user) = (partition.clone(), partition.user().map(|u| u.to_string()));
+        Ok(Box::new(pairs.map(move |pair| {
+            let (key, value) = pair?;
+            Ok(StoredRow {
+                row_id: row_id_of(&partition, &key).to_vec(),
+                user: user.clone(),
+                version: codec.decode(&value)?,
+            })
+        })))
+    }
+
+    fn scan_encoded(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+        request: ScanRequest,
+    ) -> DomainResult<EncodedRowIter> {
+        let pairs = self.chunked_scan(table, partition, request)?;
+        let partition = partition.clone();
+        Ok(Box::new(pairs.map(move |pair| {
+            let (key, value) = pair?;
+            let row_id_start = key.len() - row_id_of(&partition, &key).len();
+            Ok(EncodedRow {
+                key,
+                row_id_start,
+                value,
+            })
+        })))
     }
 
     async fn has_live_rows(&self, table: &TableDefinition) -> DomainResult<bool> {
@@ -656,38 +698,40 @@ struct ChunkedScan {
     kv: Arc<dyn KvEngine>,
     keyspace: String,
     range: KeyRange,
-    codec: RowCodec,
-    partition: Partition,
     include_deleted: bool,
     reverse: bool,
     remaining: usize,
-    buffer: VecDeque<StoredRow>,
+    /// Pairs to fetch at the next step.
+    chunk: usize,
+    buffer: std::vec::IntoIter<KvPair>,
     exhausted: bool,
 }
 
 impl ChunkedScan {
     fn refill(&mut self) -> DomainResult<()> {
-        let mut fetched = 0;
-        let mut last_key = None;
-        let user = self.partition.user().map(|u| u.to_string());
-        for (key, value) in self
+        let want = self.chunk.min(self.remaining);
+        let mut pairs = self
             .kv
-            .scan_limited(&self.keyspace, self.range.clone(), self.reverse, SCAN_CHUNK)?
-        {
-            fetched += 1;
-            let version = self.codec.decode(&value)?;
-            if self.include_deleted || !version.deleted {
-                let row_id = row_id_of(&self.partition, &key).to_vec();
-                self.buffer.push_back(StoredRow {
-                    row_id,
-                    user: user.clone(),
-                    version,
-                });
+            .scan_limited(&self.keyspace, self.range.clone(), self.reverse, want)?;
+        let full = pairs.len() == want;
+        self.chunk = (self.chunk * 2).min(MAX_SCAN_CHUNK);
+        let last_key = pairs.last().map(|(key, _)| key.clone());
+        if !self.include_deleted {
+            let mut corrupt = None;
+            pairs.retain(|(_, value)| match RowCodec::decode_header(value) {
+                Ok((_, deleted)) => !deleted,
+                Err(e) => {
+                    corrupt.get_or_insert(e);
+                    true
+                }
+            });
+            if let Some(e) = corrupt {
+                return Err(e);
             }
-            last_key = Some(key);
         }
+        self.buffer = pairs.into_iter();
         match last_key {
-            Some(key) if fetched == SCAN_CHUNK => {
+            Some(key) if full => {
                 if self.reverse {
                     self.range.end = Bound::Excluded(key);
                 } else {
@@ -701,19 +745,19 @@ impl ChunkedScan {
 }
 
 impl Iterator for ChunkedScan {
-    type Item = DomainResult<StoredRow>;
+    type Item = DomainResult<KvPair>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.remaining == 0 {
             return None;
         }
-        while self.buffer.is_empty() && !self.exhausted {
+        while self.buffer.as_slice().is_empty() && !self.exhausted {
             if let Err(e) = self.refill() {
                 self.exhausted = true;
                 return Some(Err(e));
             }
         }
-        let row = self.buffer.pop_front()?;
+        let row = self.buffer.next()?;
         self.remaining -= 1;
         Some(Ok(row))
     }

@@ -62,6 +62,7 @@ impl StatementCheck<'_> {
             // Whose live query it is can only be told when it runs (see `live::kill`).
             Statement::KillLiveQuery { .. } => Ok(()),
             Statement::Flush { .. } => self.require(may_operate(self.role()), || "flush tables".into()),
+            Statement::KillJob { .. } => self.require(may_operate(self.role()), || "kill jobs".into()),
             Statement::CreateStorage { .. }
             | Statement::AlterStorage { .. }
             | Statement::DropStorage { .. }
@@ -98,10 +99,9 @@ impl StatementCheck<'_> {
                 self.touch_user(&name.value, "drop")
             }
             Statement::ExecuteAs { user, statement } => self.execute_as(user, statement),
-            Statement::NotAvailable { feature } => match feature {
-                UnavailableFeature::Subscribe => Ok(()),
-                UnavailableFeature::KillJob => self.require(may_operate(self.role()), || "kill jobs".into()),
-            },
+            Statement::NotAvailable {
+                feature: UnavailableFeature::Subscribe,
+            } => Ok(()),
             Statement::Sql(statement) => self.sql(statement),
         }
     }

@@ -23,6 +23,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use super::{ColdStorage, segment_schema};
 use crate::engine::QueryEngine;
 use crate::error::{QueryError, QueryResult};
+use crate::jobs::running::RunningJob;
 
 /// What a flush did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,6 +36,8 @@ pub struct FlushOutcome {
     pub rows: u64,
     /// Bytes of Parquet written.
     pub bytes: u64,
+    /// Whether `KILL JOB` stopped the flush before every partition was visited.
+    pub cancelled: bool,
 }
 
 impl std::ops::AddAssign for FlushOutcome {
@@ -43,12 +46,14 @@ impl std::ops::AddAssign for FlushOutcome {
         self.segments += other.segments;
         self.rows += other.rows;
         self.bytes += other.bytes;
+        self.cancelled |= other.cancelled;
     }
 }
 
 impl QueryEngine {
-    /// Flushes every partition of `table` that holds hot rows.
-    pub async fn flush_table(&self, table: &Arc<TableDefinition>) -> QueryResult<FlushOutcome> {
+    /// Flushes every partition of `table` that holds hot rows, one after the other, until
+    /// `job` is cancelled.
+    pub async fn flush_table(&self, table: &Arc<TableDefinition>, job: &RunningJob) -> QueryResult<FlushOutcome> {
         if table.kind == TableKind::Stream {
             return Err(QueryError::InvalidStatement(format!(
                 "STREAM table {} is never flushed: its rows expire by TTL_SECONDS and MAX_ROWS",
@@ -66,6 +71,10 @@ impl QueryEngine {
             .map_err(|e| QueryError::InvalidStatement(format!("listing partitions failed: {e}")))??;
         let mut outcome = FlushOutcome::default();
         for partition in partitions {
+            if job.is_cancelled() {
+                outcome.cancelled = true;
+                break;
+            }
             outcome += self.flush_partition(cold, &storage, table, &partition).await?;
         }
         Ok(outcome)
@@ -131,6 +140,7 @@ impl QueryEngine {
             segments: 1,
             rows,
             bytes,
+            cancelled: false,
         })
     }
 

@@ -11,7 +11,7 @@ use datafusion::sql::sqlparser::ast::{Ident, ObjectName};
 use super::flush::FlushOutcome;
 use crate::authorization::rules::may_read;
 use crate::engine::QueryEngine;
-use crate::error::QueryResult;
+use crate::error::{QueryError, QueryResult};
 use crate::output::StatementOutput;
 use crate::session::Session;
 
@@ -87,10 +87,22 @@ pub async fn flush_as_job(engine: &QueryEngine, table: &Arc<TableDefinition>) ->
         started_at: Some(started),
         finished_at: None,
     };
+    let running = engine.running_jobs.start(&job.job_id);
     engine.catalog.put_job(job.clone()).await?;
-    let outcome = engine.flush_table(table).await;
+    let outcome = engine.flush_table(table, &running).await;
+    drop(running);
     job.finished_at = Some(now_micros());
     match &outcome {
+        Ok(done) if done.cancelled => {
+            job.status = JobStatus::Cancelled;
+            job.rows_affected = done.rows as i64;
+            job.bytes = done.bytes as i64;
+            job.message = Some(format!(
+                "cancelled by KILL JOB after {} row(s) of {} partition(s) were flushed; \
+                 the table's other rows stay hot",
+                done.rows, done.partitions
+            ));
+        }
         Ok(done) => {
             job.status = JobStatus::Completed;
             job.rows_affected = done.rows as i64;
@@ -105,6 +117,14 @@ pub async fn flush_as_job(engine: &QueryEngine, table: &Arc<TableDefinition>) ->
             job.message = Some(error.to_string());
         }
     }
+    let cancelled = matches!(&outcome, Ok(done) if done.cancelled);
+    let message = job.message.clone().unwrap_or_default();
+    let job_id = job.job_id.clone();
     engine.catalog.put_job(job).await?;
+    if cancelled {
+        return Err(QueryError::InvalidStatement(format!(
+            "flush job {job_id} was {message}"
+        )));
+    }
     outcome
 }

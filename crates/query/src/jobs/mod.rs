@@ -4,13 +4,42 @@
 //! - [`flush_policy`]: flushes tables by their `FLUSH_POLICY`, and at shutdown.
 //! - [`recover_interrupted`]: at start-up, a job the last run left `running` is marked
 //!   `failed`, so no job row claims to run when nothing does.
+//! - [`kill`]: `KILL JOB`, through the registry of [`running`] jobs.
 
 pub mod flush_policy;
+pub mod running;
 pub mod stream_eviction;
 
 use calamus_domain::ids::now_micros;
 use calamus_domain::model::JobStatus;
 use calamus_domain::{Catalog, DomainResult};
+
+use crate::engine::QueryEngine;
+use crate::error::{QueryError, QueryResult};
+use crate::output::StatementOutput;
+
+/// `KILL JOB '<id>'`: asks a running job to stop. A flush stops before its next partition;
+/// the partitions it flushed stay flushed (each hand-over is atomic) and the job's row
+/// ends `cancelled`. A job that is not running is an error that says what it is.
+pub fn kill(engine: &QueryEngine, job_id: &str) -> QueryResult<StatementOutput> {
+    if engine.running_jobs.cancel(job_id) {
+        return Ok(StatementOutput::affected(
+            1,
+            format!("Job {job_id} is being cancelled: it stops before its next unit of work"),
+        ));
+    }
+    match engine.catalog.snapshot().jobs.get(job_id) {
+        None => Err(QueryError::NotFound(format!("job '{job_id}' does not exist"))),
+        Some(job) if job.status == JobStatus::Running => Err(QueryError::InvalidStatement(format!(
+            "job '{job_id}' ({}) cannot be cancelled: it runs until it finishes",
+            job.job_type
+        ))),
+        Some(job) => Err(QueryError::InvalidStatement(format!(
+            "job '{job_id}' is not running: it is {}",
+            job.status.as_str()
+        ))),
+    }
+}
 
 /// Removes the records of jobs that finished more than `retention` ago (running and
 /// queued ones stay); gives how many.

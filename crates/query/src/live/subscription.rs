@@ -153,21 +153,28 @@ struct Reconciliation {
     pending: Vec<Arc<ChangeBatch>>,
 }
 
-/// One live subscription of a connection.
+/// The state of a subscription while its snapshot is sent; dropped when loading ends, so
+/// an idle subscription holds only its entry and its compiled query.
 #[derive(Debug)]
-pub struct Subscription {
-    entry: Arc<LiveEntry>,
-    query: LiveQuery,
+struct Loading {
     batch_size: usize,
     /// Snapshot rows not sent yet, oldest `_seq` first.
     snapshot: std::collections::VecDeque<RowVersion>,
     total_rows: usize,
     batches_sent: usize,
     last_seq_id: Option<i64>,
-    /// Rows deleted since `from_seq_id`, sent once the snapshot is.
+    /// Rows deleted or moved out of the filter since `from_seq_id`, sent once the snapshot is.
     deleted_since: Vec<RowVersion>,
+    reconciliation: Reconciliation,
+}
+
+/// One live subscription of a connection.
+#[derive(Debug)]
+pub struct Subscription {
+    entry: Arc<LiveEntry>,
+    query: LiveQuery,
     /// `Some` while loading.
-    loading: Option<Reconciliation>,
+    loading: Option<Box<Loading>>,
 }
 
 impl QueryEngine {
@@ -318,17 +325,16 @@ impl Subscription {
         for (row, matched) in scanned.into_iter().zip(matches) {
             reconciliation.seen.insert(row.row_id.clone(), row.version.seq);
             let changed_since = options.from_seq_id.is_none_or(|from| row.version.seq > from);
-            if row.version.deleted {
-                if matched && options.from_seq_id.is_some() && changed_since {
-                    deleted_since.push(row.version);
-                }
-                continue;
-            }
-            if matched {
+            if matched && !row.version.deleted {
                 reconciliation.view.insert(row.row_id);
                 if changed_since {
                     visible.push(row.version);
                 }
+            } else if options.from_seq_id.is_some() && changed_since {
+                // Deleted, or updated out of the filter, since the client's `_seq`: the client
+                // may hold it. Past versions are not kept, so whether it does is unknown; a
+                // delete of a row the client does not hold changes nothing for it.
+                deleted_since.push(row.version);
             }
         }
         visible.sort_by_key(|v| v.seq);
@@ -340,13 +346,15 @@ impl Subscription {
         Ok(Self {
             entry,
             query,
-            batch_size: options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
-            total_rows: visible.len(),
-            last_seq_id: visible.last().map(|v| v.seq),
-            snapshot: visible.into(),
-            batches_sent: 0,
-            deleted_since,
-            loading: Some(reconciliation),
+            loading: Some(Box::new(Loading {
+                batch_size: options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
+                total_rows: visible.len(),
+                last_seq_id: visible.last().map(|v| v.seq),
+                snapshot: visible.into(),
+                batches_sent: 0,
+                deleted_since,
+                reconciliation,
+            })),
         })
     }
 
@@ -367,9 +375,13 @@ impl Subscription {
 
     /// The ack, then the first batch (and, if that was all, the queued changes).
     pub fn start(&mut self) -> QueryResult<Vec<LiveMessage>> {
-        let has_more = self.total_rows > 0;
+        let (total_rows, last_seq_id) = self
+            .loading
+            .as_ref()
+            .map_or((0, None), |l| (l.total_rows, l.last_seq_id));
+        let has_more = total_rows > 0;
         let mut messages = vec![LiveMessage::Ack {
-            total_rows: self.total_rows,
+            total_rows,
             control: BatchControl {
                 batch_num: 0,
                 has_more,
@@ -378,7 +390,7 @@ impl Subscription {
                 } else {
                     BatchStatus::Ready
                 },
-                last_seq_id: self.last_seq_id,
+                last_seq_id,
             },
             schema: Arc::clone(self.query.schema()),
         }];
@@ -393,16 +405,18 @@ impl Subscription {
     /// The next batch of the snapshot (the client asked with `next_batch`); after the last
     /// one, the changes queued meanwhile. Nothing once loading is over.
     pub fn next_batch(&mut self) -> QueryResult<Vec<LiveMessage>> {
-        if self.loading.is_none() || self.snapshot.is_empty() {
+        let Some(loading) = self.loading.as_mut().filter(|l| !l.snapshot.is_empty()) else {
             return Ok(Vec::new());
-        }
-        let take = self.batch_size.min(self.snapshot.len());
-        let versions: Vec<RowVersion> = self.snapshot.drain(..take).collect();
+        };
+        let take = loading.batch_size.min(loading.snapshot.len());
+        let versions: Vec<RowVersion> = loading.snapshot.drain(..take).collect();
+        let has_more = !loading.snapshot.is_empty();
+        let batch_num = loading.batches_sent;
+        loading.batches_sent += 1;
         let refs: Vec<&RowVersion> = versions.iter().collect();
         let rows = self.query.project(&self.query.rows_batch(&refs)?)?;
-        let has_more = !self.snapshot.is_empty();
         let control = BatchControl {
-            batch_num: self.batches_sent,
+            batch_num,
             has_more,
             status: if has_more {
                 BatchStatus::LoadingBatch
@@ -411,7 +425,6 @@ impl Subscription {
             },
             last_seq_id: versions.last().map(|v| v.seq),
         };
-        self.batches_sent += 1;
         let mut messages = vec![LiveMessage::InitialBatch { rows, control }];
         if !has_more {
             messages.extend(self.finish_loading()?);
@@ -431,13 +444,14 @@ impl Subscription {
             )));
         }
         if let Some(loading) = &mut self.loading {
-            if loading.pending.len() >= MAX_PENDING_WRITES {
+            let pending = &mut loading.reconciliation.pending;
+            if pending.len() >= MAX_PENDING_WRITES {
                 return Err(QueryError::InvalidStatement(format!(
                     "more than {MAX_PENDING_WRITES} writes arrived before the snapshot was read; \
                      ask for the next batches sooner or use a larger batch_size"
                 )));
             }
-            loading.pending.push(batch);
+            pending.push(batch);
             return Ok(Vec::new());
         }
         self.match_live(&batch)
@@ -445,20 +459,24 @@ impl Subscription {
 
     /// Sends the deletes since `from_seq_id`, then reconciles the writes queued while loading.
     fn finish_loading(&mut self) -> QueryResult<Vec<LiveMessage>> {
-        let Some(mut loading) = self.loading.take() else {
+        let Some(loading) = self.loading.take() else {
             return Ok(Vec::new());
         };
+        let Loading {
+            deleted_since,
+            mut reconciliation,
+            ..
+        } = *loading;
         let mut out = Vec::new();
-        if !self.deleted_since.is_empty() {
-            let deleted = std::mem::take(&mut self.deleted_since);
-            let refs: Vec<&RowVersion> = deleted.iter().collect();
+        if !deleted_since.is_empty() {
+            let refs: Vec<&RowVersion> = deleted_since.iter().collect();
             out.push(LiveMessage::Change {
                 kind: ChangeKind::Delete,
                 rows: None,
                 old: Some(self.query.project(&self.query.rows_batch(&refs)?)?),
             });
         }
-        for batch in std::mem::take(&mut loading.pending) {
+        for batch in std::mem::take(&mut reconciliation.pending) {
             if batch.schema_version != self.query.table().schema().version {
                 return Err(QueryError::InvalidStatement(format!(
                     "table {} was altered; subscribe again to see its new columns",
@@ -467,7 +485,7 @@ impl Subscription {
             }
             let mut changes = Vec::new();
             for event in &batch.events {
-                if let Some(change) = self.reconcile(&mut loading, event)? {
+                if let Some(change) = self.reconcile(&mut reconciliation, event)? {
                     changes.push(change);
                 }
             }

@@ -7,13 +7,13 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BinaryBuilder, BooleanArray, Int64Array};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
-use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use calamus_domain::arrow_rows::{build_array, table_schema};
+use calamus_domain::arrow_rows::table_schema;
 use calamus_domain::model::{DELETED_COLUMN, StorageDefinition, TableDefinition, TableKind};
-use calamus_domain::{Partition, RowStore, ScanRequest, StoredRow};
+use calamus_domain::row_batch::{BatchColumn, RowBatchBuilder};
+use calamus_domain::{Partition, RowStore, ScanRequest};
 use datafusion::catalog::Session;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::{TableProvider, TableType};
@@ -198,7 +198,7 @@ impl PartitionStream for KvPartitionStream {
         if self.reads_one_key() {
             // A primary-key lookup reads at most one row: on this thread, without handing
             // the scan to the blocking pool and back.
-            let batch = self.read_all(batch_size);
+            let batch = self.read_one_key();
             return Box::pin(RecordBatchStreamAdapter::new(
                 Arc::clone(&self.schema),
                 futures::stream::once(async move { batch }),
@@ -206,35 +206,24 @@ impl PartitionStream for KvPartitionStream {
         }
         let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&self.schema), 2);
         let tx = builder.tx();
-        let table = Arc::clone(&self.table);
-        let partition = self.partition.clone();
-        let rows = Arc::clone(&self.rows);
-        let request = self.request.clone();
-        let projection = self.projection.clone();
-        let schema = Arc::clone(&self.schema);
-        let expect_unflushed = self.expect_unflushed;
+        let scan = self.clone_parts();
         builder.spawn_blocking(move || {
-            let external = |e: calamus_domain::DomainError| DataFusionError::External(Box::new(e));
-            let mut iter = rows.scan(&table, &partition, request).map_err(external)?;
+            let mut rows = scan
+                .rows
+                .scan_encoded(&scan.table, &scan.partition, scan.request.clone())
+                .map_err(external)?;
+            let mut batch = scan.batch_builder()?;
             loop {
-                // Grown as rows come: a batch-sized buffer up front costs a fresh, zeroed
-                // allocation per scan, most of which a small scan never touches.
-                let mut chunk = Vec::new();
-                for row in iter.by_ref().take(batch_size) {
-                    chunk.push(row.map_err(external)?);
+                for row in rows.by_ref().take(batch_size) {
+                    let row = row.map_err(external)?;
+                    batch.append(row.row_id(), &row.value).map_err(external)?;
                 }
-                let done = chunk.len() < batch_size;
-                if !chunk.is_empty() {
-                    let batch = rows_to_batch(&table, &projection, &schema, &chunk)?;
-                    if tx.blocking_send(Ok(batch)).is_err() {
-                        return Ok(()); // The consumer went away.
-                    }
+                let done = batch.len() < batch_size;
+                if !batch.is_empty() && tx.blocking_send(Ok(batch.finish().map_err(external)?)).is_err() {
+                    return Ok(()); // The consumer went away.
                 }
                 if done {
-                    if expect_unflushed && !rows.manifest(&table, &partition).map_err(external)?.is_empty() {
-                        return Err(raced_flush(&table));
-                    }
-                    return Ok(());
+                    return scan.check_not_flushed();
                 }
             }
         });
@@ -248,16 +237,55 @@ impl KvPartitionStream {
         matches!((&self.request.start, &self.request.end), (Bound::Included(a), Bound::Included(b)) if a == b)
     }
 
-    /// The rows of a small scan as one batch, read on the calling thread.
-    fn read_all(&self, batch_size: usize) -> Result<RecordBatch> {
-        let external = |e: calamus_domain::DomainError| DataFusionError::External(Box::new(e));
-        let rows: Vec<StoredRow> = self
+    /// A copy to move to the scanning thread.
+    fn clone_parts(&self) -> Self {
+        Self {
+            table: Arc::clone(&self.table),
+            partition: self.partition.clone(),
+            rows: Arc::clone(&self.rows),
+            request: self.request.clone(),
+            projection: self.projection.clone(),
+            schema: Arc::clone(&self.schema),
+            expect_unflushed: self.expect_unflushed,
+        }
+    }
+
+    /// A builder of the scan's batches: the projection's positions in the full schema are
+    /// the user columns, `_seq`, `_deleted` (USER and SHARED tables), then the row id.
+    fn batch_builder(&self) -> Result<RowBatchBuilder> {
+        let columns = self.table.schema().columns.len();
+        let deleted = self.table.kind.has_soft_delete().then_some(columns + 1);
+        let batch_columns = self
+            .projection
+            .iter()
+            .map(|&i| match i {
+                i if i < columns => BatchColumn::User(i),
+                i if i == columns => BatchColumn::Seq,
+                i if Some(i) == deleted => BatchColumn::Deleted,
+                _ => BatchColumn::RowId,
+            })
+            .collect();
+        RowBatchBuilder::new(self.table.schema(), batch_columns, Arc::clone(&self.schema)).map_err(external)
+    }
+
+    /// The row of a single-key scan as one batch, read on the calling thread.
+    fn read_one_key(&self) -> Result<RecordBatch> {
+        let mut batch = self.batch_builder()?;
+        let rows = self
             .rows
-            .scan(&self.table, &self.partition, self.request.clone())
-            .map_err(external)?
-            .take(batch_size)
-            .collect::<calamus_domain::DomainResult<_>>()
+            .scan_encoded(&self.table, &self.partition, self.request.clone())
             .map_err(external)?;
+        for row in rows {
+            let row = row.map_err(external)?;
+            batch.append(row.row_id(), &row.value).map_err(external)?;
+        }
+        self.check_not_flushed()?;
+        batch.finish().map_err(external)
+    }
+
+    /// Fails the scan if a flush moved rows to the cold tier while it read (the statement
+    /// is then run again).
+    fn check_not_flushed(&self) -> Result<()> {
         if self.expect_unflushed
             && !self
                 .rows
@@ -267,8 +295,12 @@ impl KvPartitionStream {
         {
             return Err(raced_flush(&self.table));
         }
-        rows_to_batch(&self.table, &self.projection, &self.schema, &rows)
+        Ok(())
     }
+}
+
+fn external(e: calamus_domain::DomainError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
 }
 
 /// The error of a scan that a flush overlapped (the statement is run again).
@@ -277,41 +309,4 @@ fn raced_flush(table: &TableDefinition) -> DataFusionError {
         "table {} was flushed while this statement read it; run it again",
         table.id
     ))))
-}
-
-/// Builds the projected batch of `rows`.
-fn rows_to_batch(
-    table: &TableDefinition,
-    projection: &[usize],
-    schema: &SchemaRef,
-    rows: &[StoredRow],
-) -> Result<RecordBatch> {
-    let columns = &table.schema().columns;
-    let seq_index = columns.len();
-    let deleted_index = table.kind.has_soft_delete().then_some(seq_index + 1);
-    let arrays = projection
-        .iter()
-        .map(|&i| -> Result<ArrayRef> {
-            if i < seq_index {
-                build_array(&columns[i].data_type, rows.len(), |r| &rows[r].version.values[i])
-                    .map_err(|e| DataFusionError::External(Box::new(e)))
-            } else if i == seq_index {
-                Ok(Arc::new(Int64Array::from_iter_values(
-                    rows.iter().map(|r| r.version.seq),
-                )))
-            } else if Some(i) == deleted_index {
-                Ok(Arc::new(BooleanArray::from_iter(
-                    rows.iter().map(|r| Some(r.version.deleted)),
-                )))
-            } else {
-                let mut b = BinaryBuilder::with_capacity(rows.len(), rows.len() * 8);
-                for r in rows {
-                    b.append_value(&r.row_id);
-                }
-                Ok(Arc::new(b.finish()))
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
-    Ok(RecordBatch::try_new_with_options(Arc::clone(schema), arrays, &options)?)
 }
