@@ -297,13 +297,16 @@ fn run(backend: StorageBackend) {
         subscribe_all(&mut clients, background);
         let subscribed_rss = server.rss_kib();
         if background > 0 {
+            // Signed: resident memory can shrink when the allocator hands pages back.
+            let connections = connected_rss as f64 - idle_rss as f64;
+            let subscriptions = subscribed_rss as f64 - connected_rss as f64;
             println!(
-                "{backend}: memory: {} idle connections +{:.1} MiB ({:.1} KiB each); {background} idle subscriptions +{:.1} MiB ({:.2} KiB each)",
+                "{backend}: memory: {} idle connections {:+.1} MiB ({:.1} KiB each); {background} idle subscriptions {:+.1} MiB ({:.2} KiB each)",
                 clients.len(),
-                (connected_rss - idle_rss) as f64 / 1024.0,
-                (connected_rss - idle_rss) as f64 / clients.len() as f64,
-                (subscribed_rss - connected_rss) as f64 / 1024.0,
-                (subscribed_rss - connected_rss) as f64 / background as f64,
+                connections / 1024.0,
+                connections / clients.len() as f64,
+                subscriptions / 1024.0,
+                subscriptions / background as f64,
             );
         }
         let latencies = notification_latency(&server, n, next_id);

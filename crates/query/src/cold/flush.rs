@@ -20,7 +20,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 
-use super::{ColdStorage, segment_schema};
+use super::{ColdStorage, crash_point, segment_schema};
 use crate::engine::QueryEngine;
 use crate::error::{QueryError, QueryResult};
 use crate::jobs::running::RunningJob;
@@ -134,7 +134,9 @@ impl QueryEngine {
             .map(|r| (r.row_id, r.version.seq, r.version.deleted))
             .collect::<Vec<_>>();
         let rows = flushed.len() as u64;
+        crash_point("flush-segment-renamed");
         self.rows.commit_flush(table, partition, segment, flushed).await?;
+        crash_point("flush-committed");
         Ok(FlushOutcome {
             partitions: 1,
             segments: 1,
@@ -234,6 +236,7 @@ fn write_segment(path: &Path, batch: &RecordBatch) -> QueryResult<u64> {
         .map_err(|e| QueryError::InvalidStatement(format!("writing {}: {e}", path.display())))?;
     file.sync_all().map_err(io)?;
     drop(file);
+    crash_point("flush-segment-written");
     std::fs::rename(&temporary, path).map_err(io)?;
     File::open(folder).and_then(|f| f.sync_all()).map_err(io)?;
     Ok(std::fs::metadata(path).map_err(io)?.len())

@@ -21,6 +21,28 @@ use calamus_domain::arrow_rows::column_field;
 use calamus_domain::model::{DELETED_COLUMN, SEQ_COLUMN, StorageDefinition, TableDefinition};
 use calamus_domain::{CatalogSnapshot, DomainError, DomainResult, StorageId};
 
+/// The steps of a flush's hand-over at which a crash test can stop the process (with the
+/// `crash-points` feature and `CALAMUS_CRASH_AT=<step>`).
+pub const CRASH_POINTS: [&str; 3] = [
+    // The segment is written and synced under its temporary name.
+    "flush-segment-written",
+    // The segment has its final name; the manifest does not list it yet.
+    "flush-segment-renamed",
+    // The manifest lists it and the hot rows are gone; the job is not marked done.
+    "flush-committed",
+];
+
+/// Aborts the process, as a crash would, when `CALAMUS_CRASH_AT` names `step` (crash tests
+/// only: without the `crash-points` feature this does nothing).
+pub(crate) fn crash_point(step: &str) {
+    #[cfg(feature = "crash-points")]
+    if std::env::var("CALAMUS_CRASH_AT").is_ok_and(|at| at == step) {
+        std::process::abort();
+    }
+    #[cfg(not(feature = "crash-points"))]
+    let _ = step;
+}
+
 /// The column of a segment holding each version's row id.
 pub const SEGMENT_ROW_ID_COLUMN: &str = "_row_id";
 
