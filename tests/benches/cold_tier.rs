@@ -1,6 +1,8 @@
-//! The cold tier, on both backends: flush throughput (rows/s and MB/s of Parquet), and a
+//! The cold tier, on both backends: flush throughput (rows/s and MB/s of Parquet); a
 //! query over a SHARED table of 20 flushed segments plus hot rows against DataFusion
-//! reading the same Parquet files directly, in the same run.
+//! reading the same Parquet files directly, in the same run; and one user's query in a
+//! USER table whose 100 or 10,000 users have all flushed (the latency must not grow with
+//! the other users).
 //!
 //! Run: `cargo bench -p calamus-tests --bench cold_tier` (a release build); a backend
 //! name as argument runs that backend only.
@@ -8,7 +10,8 @@
 use std::time::{Duration, Instant};
 
 use calamus::{Database, StorageBackend};
-use calamus_domain::{Partition, Value};
+use calamus_domain::model::Role;
+use calamus_domain::{Partition, UserId, Value};
 use calamus_query::{Session, StatementOutput};
 use calamus_tests::bench_support::{load_rows, median_time, runtime, table_definition};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -113,11 +116,71 @@ fn run(backend: StorageBackend) {
     );
 }
 
+const FLUSHED_ROWS_PER_USER: usize = 20;
+const HOT_ROWS_PER_USER: usize = 5;
+
+/// Median latency of one user's `SELECT *` (flushed plus hot rows) in a USER table whose
+/// `users` users each flushed a segment.
+fn per_user_flushed(backend: StorageBackend, users: usize) -> Duration {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = Database::open(backend, &dir.path().join("data")).expect("open");
+    let mut root = Session::root();
+    rt.block_on(db.engine.execute(
+        &mut root,
+        "CREATE NAMESPACE app; CREATE USER TABLE app.u (id BIGINT PRIMARY KEY, v TEXT)",
+        &[],
+    ))
+    .expect("DDL");
+    let table = table_definition(&db, "app", "u");
+    let user = |u: usize| UserId::new(&format!("u{u:05}")).expect("user id");
+    let rows_of = move |users: std::ops::Range<usize>, first: usize, count: usize| {
+        users.flat_map(move |u| {
+            (first..first + count).map(move |i| {
+                (
+                    Partition::User(user(u)),
+                    vec![Value::BigInt(i as i64), Value::Text(format!("user {u} row {i}"))],
+                )
+            })
+        })
+    };
+    load_rows(&db, &table, rows_of(0..users, 0, FLUSHED_ROWS_PER_USER));
+    let started = Instant::now();
+    rt.block_on(db.engine.execute(&mut root, "FLUSH TABLE app.u", &[]))
+        .expect("flush");
+    let flush_time = started.elapsed();
+    let queried = users / 2;
+    load_rows(
+        &db,
+        &table,
+        rows_of(queried..queried + 1, FLUSHED_ROWS_PER_USER, HOT_ROWS_PER_USER),
+    );
+    let mut session = Session::new(user(queried), Role::User);
+    let query = "SELECT * FROM app.u";
+    let outputs = rt.block_on(db.engine.execute(&mut session, query, &[])).expect("query");
+    assert_eq!(
+        outputs[0].row_count(),
+        (FLUSHED_ROWS_PER_USER + HOT_ROWS_PER_USER) as u64,
+        "the user sees its flushed and hot rows"
+    );
+    let latency = median_time(201, || {
+        rt.block_on(db.engine.execute(&mut session, query, &[])).expect("query");
+    });
+    println!("{backend}: {users} users flushed ({users} segments in {flush_time:.1?}): one user's query {latency:.1?}");
+    latency
+}
+
 fn main() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     for backend in StorageBackend::ALL {
         if filter.is_empty() || filter.iter().any(|f| backend.as_str().contains(f.as_str())) {
             run(backend);
+            let few = per_user_flushed(backend, 100);
+            let many = per_user_flushed(backend, 10_000);
+            println!(
+                "{backend}: one user's query, 10,000 users flushed against 100: {:.2}x (target: flat)",
+                many.as_secs_f64() / few.as_secs_f64()
+            );
         }
     }
 }

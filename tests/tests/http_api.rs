@@ -1,6 +1,7 @@
 //! Black-box tests of the HTTP API (API.md) over real HTTP on an ephemeral loopback port,
 //! each run once with RocksDB and once with sled.
 
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -714,4 +715,54 @@ fn users_over_the_rate_limit_get_429(backend: StorageBackend) {
     assert_eq!(server.sql(&server.bearer("bob", "b"), "SELECT 1").status, 200);
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(server.sql(&alice, "SELECT 1").status, 200);
+
+    // A refusal (bad credentials, rate limit) keeps the client's connection usable: the
+    // body, sent after the headers,
+    // is read before the answer, and the next request on the same connection is served.
+    let mut socket = std::net::TcpStream::connect(server.addr).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = r#"{"sql": "SELECT 1"}"#;
+    let head = format!(
+        "POST /v1/api/sql HTTP/1.1\r\nHost: localhost\r\nAuthorization: {alice}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let forged = head.replace(alice.as_str(), "Bearer forged");
+    socket.write_all(forged.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    socket.write_all(body.as_bytes()).unwrap();
+    let mut statuses = vec![read_status(&mut socket)];
+    for _ in 0..8 {
+        socket.write_all(head.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        socket.write_all(body.as_bytes()).unwrap();
+        statuses.push(read_status(&mut socket));
+    }
+    assert_eq!(statuses[0], 401, "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+/// Reads one HTTP/1.1 answer with a Content-Length from `socket`; gives its status.
+fn read_status(socket: &mut std::net::TcpStream) -> u16 {
+    let mut read = Vec::new();
+    let mut byte = [0u8; 1];
+    while !read.ends_with(b"\r\n\r\n") {
+        let n = socket.read(&mut byte).expect("the answer's head");
+        assert_eq!(
+            n,
+            1,
+            "the server closed the connection: {}",
+            String::from_utf8_lossy(&read)
+        );
+        read.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&read).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .expect("a content-length");
+    let mut body = vec![0u8; length];
+    socket.read_exact(&mut body).expect("the answer's body");
+    head[9..12].parse().unwrap()
 }

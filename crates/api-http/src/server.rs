@@ -305,11 +305,15 @@ async fn dispatch(
         Route::Sql => {
             let caller = match state.auth.authenticate(authorization.as_deref(), peer).await {
                 Ok(caller) => caller,
-                Err(error) => return failed_auth(state, &error, started),
+                Err(error) => {
+                    discard_body(request, state.config.body_limit_bytes).await;
+                    return failed_auth(state, &error, started);
+                }
             };
             if let Some(limiter) = &state.rate_limiter
                 && !limiter.try_acquire(caller.id.as_str())
             {
+                discard_body(request, state.config.body_limit_bytes).await;
                 let mut response = error_response(
                     &ApiError::new(
                         ErrorCode::RateLimitExceeded,
@@ -408,7 +412,7 @@ async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
     let mut body = request.into_body();
     if let Some(length) = declared.filter(|&length| length > limit as u64) {
         if length <= DRAIN_LIMIT {
-            drain(&mut body).await;
+            drain(&mut body, DRAIN_LIMIT).await;
         }
         return Err(too_large());
     }
@@ -418,7 +422,7 @@ async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
             .map_err(|error| ApiError::new(ErrorCode::InvalidInput, format!("the body could not be read: {error}")))?;
         if let Ok(data) = frame.into_data() {
             if collected.len() + data.len() > limit {
-                drain(&mut body).await;
+                drain(&mut body, DRAIN_LIMIT).await;
                 return Err(too_large());
             }
             collected.extend_from_slice(&data);
@@ -427,14 +431,22 @@ async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
     Ok(Bytes::from(collected))
 }
 
-/// Reads what is left of a refused body, up to [`DRAIN_LIMIT`] bytes and [`DRAIN_TIME`].
-async fn drain(body: &mut Incoming) {
+/// Reads and throws away the body of a request refused before it was read (bad
+/// credentials, rate limit), up to `limit` bytes and [`DRAIN_TIME`]: the client's
+/// keep-alive connection then stays usable for its next request. A larger body gets the
+/// connection closed.
+async fn discard_body(request: Request<Incoming>, limit: usize) {
+    drain(&mut request.into_body(), limit as u64).await;
+}
+
+/// Reads what is left of a refused body, up to `limit` bytes and [`DRAIN_TIME`].
+async fn drain(body: &mut Incoming, limit: u64) {
     let discard = async {
         let mut read = 0u64;
         while let Some(Ok(frame)) = body.frame().await {
             if let Ok(data) = frame.into_data() {
                 read += data.len() as u64;
-                if read > DRAIN_LIMIT {
+                if read > limit {
                     return;
                 }
             }
