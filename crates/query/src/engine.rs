@@ -268,17 +268,14 @@ impl QueryEngine {
             statement if is_query(&statement) => {
                 // A query that overlapped a flush moving rows it had not read yet fails
                 // rather than miss them; it runs again (it has sent nothing yet).
-                let session: &Session = session;
-                retry_when_raced_by_flush(|| {
-                    let statement = statement.clone();
-                    async move {
-                        let planned = self.plan_session_query(session, statement, params, None).await?;
-                        let batches = collect(planned.physical, planned.task).await?;
-                        Ok(StatementOutput::Rows {
-                            schema: planned.schema,
-                            batches,
-                        })
-                    }
+                let (session, statement): (&Session, &SqlStatement) = (session, &statement);
+                retry_when_raced_by_flush(|| async move {
+                    let planned = self.plan_session_query(session, statement, params, None).await?;
+                    let batches = collect(planned.physical, planned.task).await?;
+                    Ok(StatementOutput::Rows {
+                        schema: planned.schema,
+                        batches,
+                    })
                 })
                 .await
             }
@@ -370,7 +367,7 @@ impl QueryEngine {
     pub(crate) async fn plan_session_query(
         &self,
         session: &Session,
-        statement: SqlStatement,
+        statement: &SqlStatement,
         params: &[ScalarValue],
         dml_target: Option<TableId>,
     ) -> QueryResult<PlannedQuery> {
@@ -380,7 +377,7 @@ impl QueryEngine {
             return self.plan_physical(&self.base_state, optimized, params).await;
         }
         let state = self.state_with(session, Arc::clone(&snapshot), dml_target);
-        let plan = self.logical_query_plan(&state, statement).await?;
+        let plan = self.logical_query_plan(&state, statement.clone()).await?;
         let reusable =
             !matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) && plan_cache::reusable(&plan);
         match state.optimize(&plan) {

@@ -96,7 +96,7 @@ impl QueryEngine {
                 Box::pin(self.dispatch_streaming(&mut as_user, *statement, params)).await
             }
             Statement::Sql(sql) if is_query(&sql) => {
-                let planned = self.plan_session_query(session, *sql, params, None).await?;
+                let planned = self.plan_session_query(session, &sql, params, None).await?;
                 let rows = datafusion::physical_plan::execute_stream(planned.physical, planned.task)?
                     .map(|batch| batch.map_err(QueryError::from))
                     .boxed();

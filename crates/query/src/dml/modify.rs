@@ -119,7 +119,7 @@ async fn matching_rows(
         select.selection = selection;
     }
     let planned = engine
-        .plan_session_query(session, statement, params, Some(id.clone()))
+        .plan_session_query(session, &statement, params, Some(id.clone()))
         .await?;
     let batches = datafusion::physical_plan::collect(planned.physical, planned.task).await?;
     Ok(Matched { batches, projected })
