@@ -3,15 +3,14 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, BooleanBuilder, Date32Array, Date32Builder,
-    Decimal128Array, Decimal128Builder, Float32Array, Float32Builder, Float64Array, Float64Builder, Int16Array,
-    Int16Builder, Int32Array, Int32Builder, Int64Array, Int64Builder, StringArray, StringBuilder,
-    Time64NanosecondArray, Time64NanosecondBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array, Int16Array,
+    Int32Array, Int64Array, StringArray, Time64NanosecondArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{Field, Schema, SchemaRef};
 
 use crate::error::{DomainError, DomainResult};
 use crate::model::{ColumnDefinition, DELETED_COLUMN, SEQ_COLUMN, TableDefinition};
+use crate::row_batch::ColumnBuilder;
 use crate::types::{DataType, Value};
 
 /// The Arrow field metadata key naming a Calamus type that Arrow alone cannot tell apart:
@@ -43,63 +42,21 @@ pub fn table_schema(table: &TableDefinition) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Builds one Arrow array of `data_type` from the values `value_at(i)` for `i in 0..len`.
+/// Builds one Arrow array of `data_type` from the values `value_at(i)` for `i in 0..len`
+/// (with the same column builders as the scan path, [`crate::row_batch`]).
 pub fn build_array<'a, F>(data_type: &DataType, len: usize, value_at: F) -> DomainResult<ArrayRef>
 where
     F: Fn(usize) -> &'a Value,
 {
-    // Text and bytes are appended by reference: copied once, into the array.
-    macro_rules! build {
-        ($builder:expr, $variant:ident) => {
-            build!($builder, $variant, |v: &_| *v)
-        };
-        ($builder:expr, $variant:ident, by_ref) => {
-            build!($builder, $variant, |v| v)
-        };
-        ($builder:expr, $variant:ident, $take:expr) => {{
-            let mut b = $builder;
-            for i in 0..len {
-                match value_at(i) {
-                    Value::$variant(v) => b.append_value($take(v)),
-                    Value::Null => b.append_null(),
-                    other => return Err(mismatch(other, data_type)),
-                }
-            }
-            Arc::new(b.finish()) as ArrayRef
-        }};
+    let mut builder = ColumnBuilder::with_capacity(data_type, len, len * 16)?;
+    for i in 0..len {
+        let value = value_at(i);
+        if !value.fits(data_type) {
+            return Err(mismatch(value, data_type));
+        }
+        builder.append_owned(value)?;
     }
-    Ok(match data_type {
-        DataType::Boolean => build!(BooleanBuilder::with_capacity(len), Boolean),
-        DataType::SmallInt => build!(Int16Builder::with_capacity(len), SmallInt),
-        DataType::Int => build!(Int32Builder::with_capacity(len), Int),
-        DataType::BigInt => build!(Int64Builder::with_capacity(len), BigInt),
-        DataType::Float => build!(Float32Builder::with_capacity(len), Float),
-        DataType::Double => build!(Float64Builder::with_capacity(len), Double),
-        DataType::Decimal { precision, scale } => {
-            let b = Decimal128Builder::with_capacity(len)
-                .with_precision_and_scale(*precision, *scale)
-                .map_err(|e| DomainError::InvalidValue(e.to_string()))?;
-            build!(b, Decimal)
-        }
-        DataType::Text | DataType::Json | DataType::Uuid => {
-            build!(StringBuilder::with_capacity(len, len * 16), Text, by_ref)
-        }
-        DataType::Bytes => build!(BinaryBuilder::with_capacity(len, len * 16), Bytes, by_ref),
-        DataType::Timestamp => build!(TimestampMicrosecondBuilder::with_capacity(len), Timestamp),
-        DataType::Date => build!(Date32Builder::with_capacity(len), Date),
-        DataType::Time => {
-            // Arrow holds TIME in nanoseconds (as SQL TIME literals are); stored as microseconds.
-            let mut b = Time64NanosecondBuilder::with_capacity(len);
-            for i in 0..len {
-                match value_at(i) {
-                    Value::Time(v) => b.append_value(v.saturating_mul(1000)),
-                    Value::Null => b.append_null(),
-                    other => return Err(mismatch(other, data_type)),
-                }
-            }
-            Arc::new(b.finish()) as ArrayRef
-        }
-    })
+    Ok(builder.finish())
 }
 
 fn mismatch(value: &Value, data_type: &DataType) -> DomainError {

@@ -153,9 +153,9 @@ impl RowBatchBuilder {
     }
 }
 
-/// One column's Arrow builder.
+/// One column's Arrow builder, for every type of [`DataType`].
 #[derive(Debug)]
-enum ColumnBuilder {
+pub(crate) enum ColumnBuilder {
     Boolean(BooleanBuilder),
     SmallInt(Int16Builder),
     Int(Int32Builder),
@@ -173,7 +173,7 @@ enum ColumnBuilder {
 
 impl ColumnBuilder {
     /// A builder with room for `rows` values (and `bytes` of text or bytes).
-    fn with_capacity(data_type: &DataType, rows: usize, bytes: usize) -> DomainResult<Self> {
+    pub(crate) fn with_capacity(data_type: &DataType, rows: usize, bytes: usize) -> DomainResult<Self> {
         Ok(match data_type {
             DataType::Boolean => Self::Boolean(BooleanBuilder::with_capacity(rows)),
             DataType::SmallInt => Self::SmallInt(Int16Builder::with_capacity(rows)),
@@ -230,7 +230,7 @@ impl ColumnBuilder {
 
     /// Appends an owned value (a column absent from a stored row): NULL or the value the
     /// column was added with.
-    fn append_owned(&mut self, value: &Value) -> DomainResult<()> {
+    pub(crate) fn append_owned(&mut self, value: &Value) -> DomainResult<()> {
         let borrowed = match value {
             Value::Null => {
                 self.append_null();
@@ -269,7 +269,7 @@ impl ColumnBuilder {
         }
     }
 
-    fn finish(&mut self) -> ArrayRef {
+    pub(crate) fn finish(&mut self) -> ArrayRef {
         match self {
             Self::Boolean(b) => ArrayBuilder::finish(b),
             Self::SmallInt(b) => ArrayBuilder::finish(b),

@@ -21,15 +21,6 @@ pub enum UnavailableFeature {
     Subscribe,
 }
 
-impl UnavailableFeature {
-    /// What the feature is, for the error that says it is missing.
-    pub fn description(&self) -> &'static str {
-        match self {
-            UnavailableFeature::Subscribe => "live queries (SUBSCRIBE TO) are served over WebSocket at /v1/ws",
-        }
-    }
-}
-
 /// One parsed statement.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {

@@ -710,26 +710,19 @@ struct ChunkedScan {
 impl ChunkedScan {
     fn refill(&mut self) -> DomainResult<()> {
         let want = self.chunk.min(self.remaining);
-        let mut pairs = self
+        let pairs = self
             .kv
             .scan_limited(&self.keyspace, self.range.clone(), self.reverse, want)?;
         let full = pairs.len() == want;
         self.chunk = (self.chunk * 2).min(MAX_SCAN_CHUNK);
         let last_key = pairs.last().map(|(key, _)| key.clone());
-        if !self.include_deleted {
-            let mut corrupt = None;
-            pairs.retain(|(_, value)| match RowCodec::decode_header(value) {
-                Ok((_, deleted)) => !deleted,
-                Err(e) => {
-                    corrupt.get_or_insert(e);
-                    true
-                }
-            });
-            if let Some(e) = corrupt {
-                return Err(e);
+        let mut kept = Vec::with_capacity(pairs.len());
+        for (key, value) in pairs {
+            if self.include_deleted || !RowCodec::decode_header(&value)?.1 {
+                kept.push((key, value));
             }
         }
-        self.buffer = pairs.into_iter();
+        self.buffer = kept.into_iter();
         match last_key {
             Some(key) if full => {
                 if self.reverse {

@@ -49,15 +49,6 @@ pub struct RunningJob {
 }
 
 impl RunningJob {
-    /// A handle for a job that cannot be killed (work run outside a job record).
-    pub fn detached() -> Self {
-        Self {
-            registry: Arc::default(),
-            job_id: String::new(),
-            cancelled: Arc::default(),
-        }
-    }
-
     /// Whether `KILL JOB` asked the job to stop.
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
@@ -84,6 +75,5 @@ mod tests {
         assert!(job.is_cancelled());
         drop(job);
         assert!(!jobs.cancel("flush-1"), "finished jobs are gone");
-        assert!(!RunningJob::detached().is_cancelled());
     }
 }

@@ -173,7 +173,7 @@ impl TableProvider for KvTable {
 }
 
 /// The rows of one scan, read on a blocking thread and sent as Arrow batches.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct KvPartitionStream {
     pub(crate) table: Arc<TableDefinition>,
     pub(crate) partition: Partition,
@@ -206,7 +206,7 @@ impl PartitionStream for KvPartitionStream {
         }
         let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&self.schema), 2);
         let tx = builder.tx();
-        let scan = self.clone_parts();
+        let scan = self.clone();
         builder.spawn_blocking(move || {
             let mut rows = scan
                 .rows
@@ -235,19 +235,6 @@ impl KvPartitionStream {
     /// Whether the scan's key range is a single key (`pk = value`).
     fn reads_one_key(&self) -> bool {
         matches!((&self.request.start, &self.request.end), (Bound::Included(a), Bound::Included(b)) if a == b)
-    }
-
-    /// A copy to move to the scanning thread.
-    fn clone_parts(&self) -> Self {
-        Self {
-            table: Arc::clone(&self.table),
-            partition: self.partition.clone(),
-            rows: Arc::clone(&self.rows),
-            request: self.request.clone(),
-            projection: self.projection.clone(),
-            schema: Arc::clone(&self.schema),
-            expect_unflushed: self.expect_unflushed,
-        }
     }
 
     /// A builder of the scan's batches: the projection's positions in the full schema are
