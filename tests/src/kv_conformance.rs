@@ -6,6 +6,7 @@
 //! tests run in parallel and reopen their store at the same path to check durability.
 
 mod batches;
+mod checkpoints;
 mod durability;
 mod keyspaces;
 mod ordering;
@@ -19,6 +20,7 @@ use calamus_domain::{KeyRange, KvEngine, WriteBatch};
 use tempfile::TempDir;
 
 pub use batches::*;
+pub use checkpoints::*;
 pub use durability::*;
 pub use keyspaces::*;
 pub use ordering::*;
@@ -62,6 +64,9 @@ macro_rules! kv_conformance_tests {
                 acknowledged_writes_survive_reopen,
                 keyspaces_survive_reopen,
                 sync_then_reopen,
+                checkpoint_is_a_copy_as_of_one_moment,
+                checkpoint_under_concurrent_writes_holds_whole_batches,
+                checkpoint_into_an_existing_folder_is_refused,
             );
 
             #[test]

@@ -1,4 +1,4 @@
-//! The command line: `calamus [serve]`, `calamus sql`, `calamus exec`.
+//! The command line: `calamus [serve]`, `calamus sql`, `calamus exec`, `calamus restore`.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +35,19 @@ pub enum Command {
     Sql(SqlArgs),
     /// Runs SQL directly against a data directory (no server), as a user.
     Exec(ExecArgs),
+    /// Restores a backup written by `BACKUP DATABASE TO '<path>'` into a new data directory.
+    Restore(RestoreArgs),
+}
+
+/// The flags of `calamus restore`.
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The backup's folder.
+    pub backup: PathBuf,
+    /// The data directory to restore into: new or empty. Start the server on it afterwards
+    /// with the backend the backup names (printed at the end).
+    #[arg(long)]
+    pub data_dir: PathBuf,
 }
 
 /// The flags of `calamus sql`.
@@ -107,6 +120,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Serve(flags)) => serve(&flags),
         Some(Command::Sql(args)) => sql(&args),
         Some(Command::Exec(args)) => exec(&args),
+        Some(Command::Restore(args)) => restore(&args),
     }
 }
 
@@ -199,6 +213,24 @@ fn exec(args: &ExecArgs) -> ExitCode {
     }
 }
 
+fn restore(args: &RestoreArgs) -> ExitCode {
+    init_client_logging();
+    match crate::backup::restore(&args.backup, &args.data_dir) {
+        Ok(summary) => {
+            println!(
+                "Restored {} table(s) and {} segment file(s) into {}; start the server with --data-dir {} --storage {}",
+                summary.tables,
+                summary.segments,
+                args.data_dir.display(),
+                args.data_dir.display(),
+                summary.backend
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => failure(&e),
+    }
+}
+
 /// Runs `args.command` in-process and prints each statement's output.
 async fn exec_sql(args: &ExecArgs) -> Result<(), AppError> {
     let storage = Config::load(&args.config)?.storage;
@@ -286,6 +318,17 @@ mod tests {
         assert_eq!((options.user.as_str(), options.password.as_str()), ("alice", "pw"));
         assert_eq!(options.namespace.as_deref(), Some("chat"));
         assert!(Cli::try_parse_from(["calamus", "sql", "-c", "SELECT 1", "-f", "x.sql"]).is_err());
+    }
+
+    #[test]
+    fn restore_needs_a_backup_and_a_data_directory() {
+        let cli = parse(&["calamus", "restore", "/backups/monday", "--data-dir", "/srv/calamus"]);
+        let Some(Command::Restore(args)) = cli.command else {
+            panic!("expected restore");
+        };
+        assert_eq!(args.backup, PathBuf::from("/backups/monday"));
+        assert_eq!(args.data_dir, PathBuf::from("/srv/calamus"));
+        assert!(Cli::try_parse_from(["calamus", "restore", "/backups/monday"]).is_err());
     }
 
     #[test]

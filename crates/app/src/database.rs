@@ -11,6 +11,7 @@ use calamus_query::QueryEngine;
 use calamus_query::jobs::flush_policy::HotRowCounter;
 use calamus_query::live::LiveQueries;
 
+use crate::backup::DataDirectoryBackups;
 use crate::error::AppError;
 
 /// The key-value engine holding hot rows and the catalog.
@@ -85,9 +86,27 @@ impl fmt::Debug for Database {
 }
 
 /// The folder inside the data directory that holds the key-value store.
-const STORE_DIR: &str = "store";
+pub(crate) const STORE_DIR: &str = "store";
 /// The file recording which backend wrote the store.
-const BACKEND_MARKER: &str = "BACKEND";
+pub(crate) const BACKEND_MARKER: &str = "BACKEND";
+
+/// Opens (creating it if needed) the key-value store at `path` with `backend`.
+pub(crate) fn open_store(
+    backend: StorageBackend,
+    path: &Path,
+    sync_writes: bool,
+) -> Result<Arc<dyn KvEngine>, AppError> {
+    Ok(match backend {
+        StorageBackend::RocksDb => {
+            let config = calamus_storage_rocksdb::RocksDbConfig {
+                sync_writes,
+                ..Default::default()
+            };
+            Arc::new(calamus_storage_rocksdb::open(path, &config)?)
+        }
+        StorageBackend::Sled => Arc::new(calamus_storage_sled::open(path, &Default::default())?),
+    })
+}
 
 fn data_dir_error(path: &Path, reason: impl Into<String>) -> AppError {
     AppError::DataDirectory {
@@ -137,17 +156,7 @@ impl Database {
     pub fn open_with_sync(backend: StorageBackend, data_dir: &Path, sync_writes: bool) -> Result<Self, AppError> {
         std::fs::create_dir_all(data_dir).map_err(|e| data_dir_error(data_dir, e.to_string()))?;
         check_backend_marker(data_dir, backend)?;
-        let store = data_dir.join(STORE_DIR);
-        let kv: Arc<dyn KvEngine> = match backend {
-            StorageBackend::RocksDb => {
-                let config = calamus_storage_rocksdb::RocksDbConfig {
-                    sync_writes,
-                    ..Default::default()
-                };
-                Arc::new(calamus_storage_rocksdb::open(&store, &config)?)
-            }
-            StorageBackend::Sled => Arc::new(calamus_storage_sled::open(&store, &Default::default())?),
-        };
+        let kv = open_store(backend, &data_dir.join(STORE_DIR), sync_writes)?;
         let catalog = Arc::new(KvCatalog::open(Arc::clone(&kv))?);
         drop_orphan_keyspaces(kv.as_ref(), &catalog)?;
         let seq = Arc::new(SnowflakeGenerator::new(0, 0));
@@ -158,7 +167,12 @@ impl Database {
                 .with_change_listener(Arc::clone(&live) as _)
                 .with_change_listener(Arc::clone(&hot_rows) as _),
         );
-        let engine = Arc::new(QueryEngine::new(catalog, rows, seq, live).with_cold_storage(data_dir));
+        let backups = Arc::new(DataDirectoryBackups::new(Arc::clone(&kv), backend, data_dir));
+        let engine = Arc::new(
+            QueryEngine::new(catalog, rows, seq, live)
+                .with_cold_storage(data_dir)
+                .with_backups(backups),
+        );
         Ok(Self {
             engine,
             kv,

@@ -8,6 +8,9 @@ pub enum AppError {
     /// The data directory cannot be used.
     #[error("data directory '{path}': {reason}")]
     DataDirectory { path: String, reason: String },
+    /// A backup cannot be read or restored.
+    #[error("backup '{path}': {reason}")]
+    Backup { path: String, reason: String },
     /// The storage backend failed to open.
     #[error(transparent)]
     Domain(#[from] calamus_domain::DomainError),

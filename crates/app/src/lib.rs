@@ -7,10 +7,12 @@
 //!
 //! - [`config`]: the configuration (file, environment, flags);
 //! - [`database`]: opening a data directory;
+//! - [`backup`]: `BACKUP DATABASE` and `calamus restore`;
 //! - [`serve`]: the server;
 //! - [`cli`]: the command line (`calamus serve`, `calamus sql`, `calamus exec`);
 //! - [`client`]: the HTTP client behind `calamus sql`.
 
+pub mod backup;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -202,4 +202,9 @@ pub trait KvEngine: Send + Sync + 'static {
 
     /// Makes every acknowledged write durable against an operating-system crash too.
     fn sync(&self) -> DomainResult<()>;
+
+    /// Writes a copy of every keyspace, as of one moment, into a new store at `target` (a
+    /// folder that must not exist yet), synced to disk, which this backend opens like its
+    /// own. Writes may go on meanwhile; each backend documents what they wait for.
+    fn checkpoint(&self, target: &std::path::Path) -> DomainResult<()>;
 }

@@ -48,6 +48,11 @@ pub struct QueryEngine {
     pub(crate) flush_locks: parking_lot::Mutex<std::collections::HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     /// Jobs running now, for `KILL JOB`.
     pub(crate) running_jobs: Arc<RunningJobs>,
+    /// Takes `BACKUP DATABASE`'s copies, when the engine stands on a data directory.
+    pub(crate) backups: Option<Arc<dyn crate::backup::DatabaseBackup>>,
+    /// Held shared while a backup copies segment files, exclusively while a dropped table's
+    /// segments are removed: a backup never misses a file its checkpoint names.
+    pub(crate) segment_removal: Arc<tokio::sync::RwLock<()>>,
     base_state: SessionState,
 }
 
@@ -86,6 +91,8 @@ impl QueryEngine {
             plans: PlanCache::default(),
             flush_locks: Default::default(),
             running_jobs: Default::default(),
+            backups: None,
+            segment_removal: Default::default(),
             base_state,
         }
     }
@@ -94,6 +101,12 @@ impl QueryEngine {
     /// relative paths are under `data_dir`.
     pub fn with_cold_storage(mut self, data_dir: impl Into<std::path::PathBuf>) -> Self {
         self.cold = Some(ColdStorage::new(data_dir));
+        self
+    }
+
+    /// The same engine, running `BACKUP DATABASE` through `backups`.
+    pub fn with_backups(mut self, backups: Arc<dyn crate::backup::DatabaseBackup>) -> Self {
+        self.backups = Some(backups);
         self
     }
 
@@ -210,6 +223,7 @@ impl QueryEngine {
             Statement::ShowNamespaces => show::namespaces(self, session),
             Statement::KillLiveQuery { live_id } => live::kill(self, session, &live_id),
             Statement::KillJob { job_id } => jobs::kill(self, &job_id),
+            Statement::BackupDatabase { path } => crate::backup::run(self, &path).await,
             Statement::CreateStorage {
                 name,
                 if_not_exists,

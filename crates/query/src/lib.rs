@@ -6,6 +6,7 @@
 //! Arrow batches of results.
 
 pub mod authorization;
+pub mod backup;
 pub mod cold;
 pub mod ddl;
 pub mod dml;

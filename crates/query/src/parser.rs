@@ -186,6 +186,7 @@ impl CalamusParser<'_, '_> {
                 live_id: self.string()?,
             }),
             "KILL" if self.eat_words(&["KILL", "JOB"]) => Ok(Statement::KillJob { job_id: self.string()? }),
+            "BACKUP" => self.parse_backup(),
             "FLUSH" | "STORAGE" => self.parse_flush(),
             _ => Ok(Statement::Sql(Box::new(self.parser.parse_statement().map_err(syntax)?))),
         }
@@ -212,6 +213,19 @@ impl CalamusParser<'_, '_> {
         Err(QueryError::Syntax(
             "expected FLUSH TABLE t, STORAGE FLUSH TABLE t or STORAGE FLUSH ALL [IN ns]".into(),
         ))
+    }
+
+    /// `BACKUP DATABASE TO '<path>'`.
+    fn parse_backup(&mut self) -> QueryResult<Statement> {
+        self.expect_words(&["BACKUP", "DATABASE"])?;
+        if !self.words_are(&["TO"]) {
+            return Err(QueryError::Syntax(format!(
+                "expected BACKUP DATABASE TO '<path>', found {}: a backup always covers the whole database",
+                self.parser.peek_token().token
+            )));
+        }
+        self.parser.next_token();
+        Ok(Statement::BackupDatabase { path: self.string()? })
     }
 
     /// Consumes the rest of the statement and reports a feature this version lacks.

@@ -43,6 +43,8 @@ pub enum Statement {
     KillLiveQuery { live_id: String },
     /// `KILL JOB '<job_id>'`.
     KillJob { job_id: String },
+    /// `BACKUP DATABASE TO '<path>'`: a consistent copy of the whole database.
+    BackupDatabase { path: String },
     /// `CREATE STORAGE [IF NOT EXISTS] id TYPE 'filesystem' BASE_DIRECTORY '...'
     /// [SHARED_TABLES_TEMPLATE '...'] [USER_TABLES_TEMPLATE '...']`: options by upper-case
     /// name.

@@ -188,7 +188,53 @@ impl KvEngine for SledEngine {
         self.db.flush().map_err(|e| storage_error("flushing to disk", e))?;
         Ok(())
     }
+
+    /// sled has no snapshots: every tree is copied into a new sled database under the
+    /// shared lock, so reads go on and writes wait until the copy is made (see the module
+    /// documentation).
+    fn checkpoint(&self, target: &Path) -> DomainResult<()> {
+        if target.exists() {
+            return Err(DomainError::InvalidValue(format!(
+                "a checkpoint's folder must not exist yet: {}",
+                target.display()
+            )));
+        }
+        let keyspaces = self.keyspaces.read();
+        // No background flusher: the copy is flushed once at the end, and its lock is free
+        // for whoever opens it as soon as it is dropped.
+        let copy = sled::Config::new()
+            .path(target)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| storage_error(format_args!("creating a checkpoint at {}", target.display()), e))?;
+        for (keyspace, tree) in keyspaces.iter() {
+            let copied = copy
+                .open_tree(keyspace)
+                .map_err(|e| storage_error(format_args!("creating keyspace '{keyspace}' in a checkpoint"), e))?;
+            let mut batch = sled::Batch::default();
+            let mut pending = 0usize;
+            for pair in tree.iter() {
+                let (key, value) = pair.map_err(|e| storage_error(format_args!("reading keyspace '{keyspace}'"), e))?;
+                batch.insert(key, value);
+                pending += 1;
+                if pending == CHECKPOINT_BATCH {
+                    copied
+                        .apply_batch(std::mem::take(&mut batch))
+                        .map_err(|e| storage_error("writing a checkpoint", e))?;
+                    pending = 0;
+                }
+            }
+            copied
+                .apply_batch(batch)
+                .map_err(|e| storage_error("writing a checkpoint", e))?;
+        }
+        copy.flush().map_err(|e| storage_error("syncing a checkpoint", e))?;
+        Ok(())
+    }
 }
+
+/// Pairs copied per sled batch by a checkpoint.
+const CHECKPOINT_BATCH: usize = 10_000;
 
 /// The distinct trees `batch` writes, and the final change of every key in each of them.
 ///

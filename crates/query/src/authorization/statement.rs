@@ -63,6 +63,7 @@ impl StatementCheck<'_> {
             Statement::KillLiveQuery { .. } => Ok(()),
             Statement::Flush { .. } => self.require(may_operate(self.role()), || "flush tables".into()),
             Statement::KillJob { .. } => self.require(may_operate(self.role()), || "kill jobs".into()),
+            Statement::BackupDatabase { .. } => self.administer("back up the database"),
             Statement::CreateStorage { .. }
             | Statement::AlterStorage { .. }
             | Statement::DropStorage { .. }

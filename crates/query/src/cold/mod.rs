@@ -132,6 +132,7 @@ pub async fn drop_table_data(engine: &crate::engine::QueryEngine, table: &TableD
         return;
     };
     let base = cold.base(&storage);
+    let _no_backup_copies = engine.segment_removal.write().await;
     for (_, manifest) in manifests {
         for segment in manifest.segments {
             let path = cold.segment_path(&storage, &segment.path);
