@@ -146,6 +146,19 @@ impl TestServer {
         self.dir.take()
     }
 
+    /// Stops the server and waits for it, giving how it stopped: a graceful shutdown syncs
+    /// the store, which fails after the disk failed a write.
+    pub fn stop_with_result(mut self) -> Result<(), calamus::AppError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take().map(|thread| thread.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => panic!("the server thread panicked"),
+            None => Ok(()),
+        }
+    }
+
     fn shutdown_and_join(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

@@ -45,6 +45,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// A feature this version does not have (501).
     NotImplemented,
+    /// The disk holding the data is full (507).
+    InsufficientStorage,
 }
 
 impl ErrorCode {
@@ -65,6 +67,7 @@ impl ErrorCode {
             ErrorCode::NotFound | ErrorCode::UnknownEndpoint => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::NotImplemented => 501,
+            ErrorCode::InsufficientStorage => 507,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RateLimitExceeded => 429,
@@ -94,6 +97,7 @@ impl ErrorCode {
             ErrorCode::UnknownEndpoint => "NOT_FOUND",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
+            ErrorCode::InsufficientStorage => "INSUFFICIENT_STORAGE",
         }
     }
 
@@ -107,6 +111,7 @@ impl ErrorCode {
             (_, ErrorKind::PermissionDenied) => ErrorCode::PermissionDenied,
             (_, ErrorKind::Execution) => ErrorCode::SqlExecutionError,
             (_, ErrorKind::Internal) => ErrorCode::InternalError,
+            (_, ErrorKind::InsufficientStorage) => ErrorCode::InsufficientStorage,
         }
     }
 }
@@ -179,6 +184,7 @@ mod tests {
             (QueryError::PermissionDenied("x".into()), 403, "PERMISSION_DENIED"),
             (DomainError::InvalidValue("x".into()).into(), 400, "SQL_EXECUTION_ERROR"),
             (DomainError::Storage("x".into()).into(), 500, "INTERNAL_ERROR"),
+            (DomainError::DiskFull("x".into()).into(), 507, "INSUFFICIENT_STORAGE"),
         ];
         for (error, status, code) in cases {
             let api = ApiError::from(&error);

@@ -95,6 +95,10 @@ pub struct StorageConfig {
     /// operating-system crash or power loss loses nothing either (false). A killed process
     /// loses nothing acknowledged either way. sled always syncs each write.
     pub sync_writes: bool,
+    /// Writes are refused (`507 INSUFFICIENT_STORAGE`) while the disk holding the data
+    /// directory has less free space than this, so the engine never fails a log write for
+    /// want of space; 0 turns the check off (64 MiB).
+    pub min_free_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -103,6 +107,7 @@ impl Default for StorageConfig {
             backend: StorageBackend::RocksDb,
             data_dir: PathBuf::from("./data"),
             sync_writes: false,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
@@ -204,6 +209,9 @@ pub struct ConfigFlags {
     pub log_level: Option<String>,
 }
 
+/// The default floor of free disk space below which writes are refused.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
+
 /// The environment variables read, and the key each one sets.
 pub const ENV_VARS: [(&str, &str); 7] = [
     ("CALAMUS_LISTEN", "server.listen"),
@@ -216,7 +224,8 @@ pub const ENV_VARS: [(&str, &str); 7] = [
 ];
 
 /// Every key of the file, for checking a whole file at once.
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 20] = [
+    "storage.min_free_bytes",
     "jobs.retention_hours",
     "server.max_statements_per_request",
     "storage.sync_writes",

@@ -12,6 +12,8 @@ use calamus_query::jobs::flush_policy::HotRowCounter;
 use calamus_query::live::LiveQueries;
 
 use crate::backup::DataDirectoryBackups;
+use crate::config::StorageConfig;
+use crate::disk_space::FreeSpaceGuard;
 use crate::error::AppError;
 
 /// The key-value engine holding hot rows and the catalog.
@@ -144,19 +146,31 @@ fn check_backend_marker(data_dir: &Path, backend: StorageBackend) -> Result<(), 
 }
 
 impl Database {
-    /// Opens (creating if needed) the database in `data_dir` with `backend`, writes
-    /// durable against a killed process (see [`Self::open_with_sync`]).
+    /// Opens (creating if needed) the database in `data_dir` with `backend` and the default
+    /// settings: writes durable against a killed process, refused below the default floor
+    /// of free disk space (see [`Self::open_configured`]).
     pub fn open(backend: StorageBackend, data_dir: &Path) -> Result<Self, AppError> {
-        Self::open_with_sync(backend, data_dir, false)
+        Self::open_configured(&StorageConfig {
+            backend,
+            data_dir: data_dir.to_path_buf(),
+            ..StorageConfig::default()
+        })
     }
 
-    /// [`Self::open`]; with `sync_writes`, every write is also fsynced before it is
-    /// acknowledged (RocksDB's write-ahead log; sled syncs every write anyway), so an
-    /// operating-system crash loses nothing acknowledged either.
-    pub fn open_with_sync(backend: StorageBackend, data_dir: &Path, sync_writes: bool) -> Result<Self, AppError> {
+    /// Opens the database `storage` describes. With `sync_writes`, every write is also
+    /// fsynced before it is acknowledged (RocksDB's write-ahead log; sled syncs every write
+    /// anyway), so an operating-system crash loses nothing acknowledged either; writes are
+    /// refused while the disk has less than `min_free_bytes` free.
+    pub fn open_configured(storage: &StorageConfig) -> Result<Self, AppError> {
+        let (backend, data_dir) = (storage.backend, storage.data_dir.as_path());
         std::fs::create_dir_all(data_dir).map_err(|e| data_dir_error(data_dir, e.to_string()))?;
         check_backend_marker(data_dir, backend)?;
-        let kv = open_store(backend, &data_dir.join(STORE_DIR), sync_writes)?;
+        let store = data_dir.join(STORE_DIR);
+        let kv: Arc<dyn KvEngine> = Arc::new(FreeSpaceGuard::new(
+            open_store(backend, &store, storage.sync_writes)?,
+            &store,
+            storage.min_free_bytes,
+        ));
         let catalog = Arc::new(KvCatalog::open(Arc::clone(&kv))?);
         drop_orphan_keyspaces(kv.as_ref(), &catalog)?;
         let seq = Arc::new(SnowflakeGenerator::new(0, 0));

@@ -8,6 +8,7 @@
 //! - [`config`]: the configuration (file, environment, flags);
 //! - [`database`]: opening a data directory;
 //! - [`backup`]: `BACKUP DATABASE` and `calamus restore`;
+//! - [`disk_space`]: writes refused, clearly, below a floor of free disk space;
 //! - [`serve`]: the server;
 //! - [`cli`]: the command line (`calamus serve`, `calamus sql`, `calamus exec`);
 //! - [`client`]: the HTTP client behind `calamus sql`.
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod database;
+pub mod disk_space;
 pub mod error;
 pub mod serve;
 

@@ -40,11 +40,7 @@ pub async fn run_until(
     shutdown: impl Future<Output = ()>,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), AppError> {
-    let database = Database::open_with_sync(
-        config.storage.backend,
-        &config.storage.data_dir,
-        config.storage.sync_writes,
-    )?;
+    let database = Database::open_configured(&config.storage)?;
     let interrupted = jobs::recover_interrupted(database.engine.catalog().as_ref()).await?;
     if interrupted > 0 {
         tracing::warn!(interrupted, "jobs left running by the last run are marked failed");

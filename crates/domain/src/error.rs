@@ -92,6 +92,11 @@ pub enum DomainError {
     #[error("storage engine error: {0}")]
     Storage(String),
 
+    /// The disk holding the data is (nearly) full: the write was refused, or failed, and
+    /// nothing of it was applied.
+    #[error("disk full: {0}")]
+    DiskFull(String),
+
     /// A read overlapped a flush of the rows it read, and may have missed some: running
     /// the statement again reads them.
     #[error("{0}")]

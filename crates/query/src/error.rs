@@ -26,6 +26,8 @@ pub enum ErrorKind {
     Execution,
     /// A fault of the server (500).
     Internal,
+    /// The disk holding the data is full (507): writes work again once space is freed.
+    InsufficientStorage,
 }
 
 /// Everything that can fail while parsing, planning or executing a statement.
@@ -199,6 +201,7 @@ impl QueryError {
                 | DomainError::Corrupt(_)
                 | DomainError::Storage(_)
                 | DomainError::Password(_) => ErrorKind::Internal,
+                DomainError::DiskFull(_) => ErrorKind::InsufficientStorage,
             },
             QueryError::DataFusion(e) => match e.find_root() {
                 DataFusionError::SQL(..) => ErrorKind::InvalidSql,

@@ -287,7 +287,14 @@ impl Iterator for ColumnFamilyScan<'_> {
     }
 }
 
-/// A RocksDB failure, with what was being done.
+/// A RocksDB failure, with what was being done; a full disk is told apart.
 fn storage_error(context: impl Display, error: rocksdb::Error) -> DomainError {
-    DomainError::Storage(format!("rocksdb: {context}: {error}"))
+    let message = error.to_string();
+    if message.contains("No space left on device") {
+        return DomainError::DiskFull(format!(
+            "rocksdb: {context}: {message}; after a failed log write RocksDB takes no more \
+             writes: free some space, then restart the server"
+        ));
+    }
+    DomainError::Storage(format!("rocksdb: {context}: {message}"))
 }

@@ -325,8 +325,16 @@ fn not_found(keyspace: &str) -> DomainError {
     }
 }
 
-/// A sled failure, with what was being done.
+/// A sled failure, with what was being done; a full disk is told apart.
 fn storage_error(context: impl Display, error: sled::Error) -> DomainError {
+    if let sled::Error::Io(io) = &error
+        && io.kind() == std::io::ErrorKind::StorageFull
+    {
+        return DomainError::DiskFull(format!(
+            "sled: {context}: {io}; the last write may be applied in memory without being durable: \
+             free some space, then restart the server"
+        ));
+    }
     DomainError::Storage(format!("sled: {context}: {error}"))
 }
 

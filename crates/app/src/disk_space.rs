@@ -1,0 +1,145 @@
+//! A floor of free disk space under the store: below it every write is refused with a
+//! clear `disk full` error, before the disk is so full that the engine's own log write
+//! fails. That matters because such a failure is worse than a refusal: RocksDB takes no
+//! write after a failed log write until it is reopened, and sled may hold in memory a
+//! write it could not make durable. Above the floor again (space freed), writes simply
+//! work: nothing to restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use calamus_domain::{DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, WriteBatch};
+
+/// The `KvEngine` port over another one, refusing writes while the disk holding `path` has
+/// less than `min_free_bytes` available.
+pub struct FreeSpaceGuard {
+    inner: Arc<dyn KvEngine>,
+    path: PathBuf,
+    min_free_bytes: u64,
+}
+
+impl FreeSpaceGuard {
+    /// Guards `inner`, whose files are under `path`; a floor of 0 checks nothing.
+    pub fn new(inner: Arc<dyn KvEngine>, path: &Path, min_free_bytes: u64) -> Self {
+        Self {
+            inner,
+            path: path.to_path_buf(),
+            min_free_bytes,
+        }
+    }
+
+    /// Refuses when the disk is below the floor. A disk whose free space cannot be read is
+    /// not refused: the engine's own error then says what is wrong.
+    fn check(&self) -> DomainResult<()> {
+        if self.min_free_bytes == 0 {
+            return Ok(());
+        }
+        match available_bytes(&self.path) {
+            Some(free) if free < self.min_free_bytes => Err(DomainError::DiskFull(format!(
+                "{free} bytes are free on the disk of {}, below the floor of {} bytes \
+                 (storage.min_free_bytes); writes are refused until space is freed",
+                self.path.display(),
+                self.min_free_bytes
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The bytes an unprivileged process may still write on the file system holding `path`.
+#[cfg(unix)]
+pub fn available_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a NUL-terminated string and `stats` is memory for one `statvfs`,
+    // which the call fills in entirely when it returns 0.
+    let status = unsafe { libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) };
+    if status != 0 {
+        return None;
+    }
+    // SAFETY: the call succeeded, so it initialised `stats`.
+    let stats = unsafe { stats.assume_init() };
+    // The fields are narrower than u64 on some platforms.
+    #[allow(clippy::useless_conversion)]
+    Some(u64::from(stats.f_bavail).saturating_mul(u64::from(stats.f_frsize)))
+}
+
+/// Free space is not read on this platform: nothing is refused.
+#[cfg(not(unix))]
+pub fn available_bytes(_path: &Path) -> Option<u64> {
+    None
+}
+
+impl KvEngine for FreeSpaceGuard {
+    fn backend_name(&self) -> &'static str {
+        self.inner.backend_name()
+    }
+
+    fn create_keyspace(&self, keyspace: &str) -> DomainResult<()> {
+        self.check()?;
+        self.inner.create_keyspace(keyspace)
+    }
+
+    fn drop_keyspace(&self, keyspace: &str) -> DomainResult<()> {
+        // Dropping frees space: never refused.
+        self.inner.drop_keyspace(keyspace)
+    }
+
+    fn keyspaces(&self) -> DomainResult<Vec<String>> {
+        self.inner.keyspaces()
+    }
+
+    fn get(&self, keyspace: &str, key: &[u8]) -> DomainResult<Option<Vec<u8>>> {
+        self.inner.get(keyspace, key)
+    }
+
+    fn write(&self, batch: WriteBatch) -> DomainResult<()> {
+        self.check()?;
+        self.inner.write(batch)
+    }
+
+    fn scan<'a>(&'a self, keyspace: &str, range: KeyRange, reverse: bool) -> DomainResult<KvIter<'a>> {
+        self.inner.scan(keyspace, range, reverse)
+    }
+
+    fn scan_limited(&self, keyspace: &str, range: KeyRange, reverse: bool, limit: usize) -> DomainResult<Vec<KvPair>> {
+        self.inner.scan_limited(keyspace, range, reverse, limit)
+    }
+
+    fn sync(&self) -> DomainResult<()> {
+        self.inner.sync()
+    }
+
+    fn checkpoint(&self, target: &Path) -> DomainResult<()> {
+        self.inner.checkpoint(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use calamus_domain::MockKvEngine;
+
+    use super::*;
+
+    #[test]
+    fn writes_are_refused_below_the_floor_and_reads_are_not() {
+        let mut inner = MockKvEngine::new();
+        inner.expect_write().never();
+        inner.expect_get().returning(|_, _| Ok(Some(b"v".to_vec())));
+        let guard = FreeSpaceGuard::new(Arc::new(inner), Path::new("."), u64::MAX);
+        let error = guard.write(WriteBatch::new()).unwrap_err();
+        assert!(matches!(error, DomainError::DiskFull(_)), "{error}");
+        assert!(error.to_string().contains("storage.min_free_bytes"), "{error}");
+        assert_eq!(guard.get("k", b"k").unwrap(), Some(b"v".to_vec()));
+    }
+
+    #[test]
+    fn writes_pass_above_the_floor() {
+        let mut inner = MockKvEngine::new();
+        inner.expect_write().times(1).returning(|_| Ok(()));
+        let guard = FreeSpaceGuard::new(Arc::new(inner), Path::new("."), 1);
+        guard.write(WriteBatch::new()).unwrap();
+        assert!(available_bytes(Path::new(".")).is_some_and(|free| free > 0));
+    }
+}

@@ -1,0 +1,212 @@
+//! Faults of the disk: the data directory on a small tmpfs that fills up. A write fails
+//! with a clear error, nothing acknowledged is lost, the server stays up and serves reads,
+//! and once space is freed writes work again, without a restart.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use calamus::StorageBackend;
+use calamus_tests::server::TestServer;
+
+/// A tmpfs of `megabytes` mounted on a new folder, unmounted when dropped.
+struct SmallDisk {
+    mount: PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> Self {
+        let parent = tempfile::tempdir().expect("a temporary directory");
+        let mount = parent.path().join("disk");
+        std::fs::create_dir(&mount).expect("a mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&mount)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs failed: these tests need root on Linux"
+        );
+        Self { mount, _parent: parent }
+    }
+
+    /// Fills the disk with a file until no byte is left; gives the file.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let balloon = self.mount.join("balloon");
+        let mut file = std::fs::File::create(&balloon).expect("create the balloon");
+        let chunk = vec![0u8; 64 * 1024];
+        let mut small = false;
+        loop {
+            let written = if small {
+                file.write(&chunk[..512])
+            } else {
+                file.write(&chunk)
+            };
+            match written {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(28) && !small => small = true,
+                Err(e) if e.raw_os_error() == Some(28) => break,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+        let _ = file.sync_all();
+        balloon
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+    }
+}
+
+/// A server over a data directory on `disk`, refusing writes below `min_free_bytes`.
+fn start(backend: StorageBackend, disk: &SmallDisk, min_free_bytes: u64) -> TestServer {
+    TestServer::start_in(backend, &disk.mount.join("data"), |config| {
+        config.storage.min_free_bytes = min_free_bytes;
+    })
+}
+
+/// The rows of `app.items`.
+fn count(server: &TestServer, root: &str) -> i64 {
+    let answer = server.sql(root, "SELECT count(*) AS n FROM app.items");
+    answer
+        .rows(0)
+        .first()
+        .and_then(|row| row[0].as_str().and_then(|n| n.parse().ok()))
+        .unwrap_or_else(|| panic!("a count: {}", answer.text))
+}
+
+/// Inserts rows with ascending ids, one statement each, counting those acknowledged.
+struct Writer {
+    root: String,
+    acknowledged: i64,
+}
+
+impl Writer {
+    fn new(server: &TestServer) -> Self {
+        let root = server.root();
+        server.sql_ok(
+            &root,
+            "CREATE NAMESPACE app; CREATE SHARED TABLE app.items (id BIGINT PRIMARY KEY, body TEXT)",
+        );
+        Self { root, acknowledged: 0 }
+    }
+
+    /// Inserts the next row (three copies of a 2 kB text): its answer.
+    fn insert(&mut self, server: &TestServer) -> calamus_tests::server::Answer {
+        let id = self.acknowledged + 1;
+        let answer = server.sql(
+            &self.root,
+            &format!("INSERT INTO app.items VALUES ({id}, '{}')", "x".repeat(2000)),
+        );
+        if answer.status == 200 {
+            self.acknowledged = id;
+        }
+        answer
+    }
+
+    /// Inserts until `failures` inserts failed (at most 500 tries); gives the failures.
+    fn insert_until_refused(&mut self, server: &TestServer, failures: usize) -> Vec<calamus_tests::server::Answer> {
+        let mut refused = Vec::new();
+        for _ in 0..500 {
+            let answer = self.insert(server);
+            if answer.status != 200 {
+                refused.push(answer);
+                if refused.len() == failures {
+                    break;
+                }
+            }
+        }
+        refused
+    }
+}
+
+/// With the default guard (a floor of free space), a full disk refuses writes with 507
+/// before the engine's log write can fail: nothing of a refused write is applied, reads go
+/// on, and once space is freed writes work again without a restart.
+fn a_full_disk_refuses_writes_and_they_resume_when_space_is_freed(backend: StorageBackend) {
+    let disk = SmallDisk::mount(48);
+    let server = start(backend, &disk, 4 << 20);
+    let mut writer = Writer::new(&server);
+    for _ in 0..50 {
+        assert_eq!(writer.insert(&server).status, 200);
+    }
+    let balloon = disk.fill();
+    let refused = writer.insert_until_refused(&server, 3);
+    assert_eq!(refused.len(), 3, "{backend}: writes kept succeeding on a full disk");
+    for answer in &refused {
+        assert_eq!(answer.status, 507, "{}", answer.text);
+        assert_eq!(answer.code(), "INSUFFICIENT_STORAGE");
+        assert!(answer.text.contains("disk full"), "{}", answer.text);
+    }
+    // Exactly the acknowledged rows: a refused write left nothing behind.
+    assert_eq!(count(&server, &writer.root), writer.acknowledged);
+    let flush = server.sql(&writer.root, "FLUSH TABLE app.items");
+    assert_ne!(flush.status, 200, "a flush on a full disk: {}", flush.text);
+    assert_eq!(count(&server, &writer.root), writer.acknowledged);
+
+    std::fs::remove_file(&balloon).expect("remove the balloon");
+    for _ in 0..20 {
+        let answer = writer.insert(&server);
+        assert_eq!(answer.status, 200, "{backend}: once space was freed: {}", answer.text);
+    }
+    server.sql_ok(&writer.root, "FLUSH TABLE app.items");
+    assert_eq!(count(&server, &writer.root), writer.acknowledged);
+    drop(server);
+    let server = start(backend, &disk, 4 << 20);
+    assert_eq!(count(&server, &server.root()), writer.acknowledged);
+}
+
+/// Without the guard, the engine's own write fails for want of space: the error says so
+/// (507), the server stays up and serves reads, and after space is freed and the server
+/// restarted every acknowledged row is there (the failed write whole or not at all).
+fn an_engine_write_failing_for_space_is_a_clear_error_and_loses_nothing(backend: StorageBackend) {
+    let disk = SmallDisk::mount(48);
+    let server = start(backend, &disk, 0);
+    let mut writer = Writer::new(&server);
+    for _ in 0..50 {
+        assert_eq!(writer.insert(&server).status, 200);
+    }
+    let balloon = disk.fill();
+    let failed = writer.insert_until_refused(&server, 1);
+    assert_eq!(failed.len(), 1, "{backend}: writes kept succeeding on a full disk");
+    assert_eq!(failed[0].status, 507, "{}", failed[0].text);
+    assert!(failed[0].text.contains("No space left on device"), "{}", failed[0].text);
+    assert!(failed[0].text.contains("restart the server"), "{}", failed[0].text);
+    let rows = count(&server, &writer.root);
+    assert!(
+        rows == writer.acknowledged || rows == writer.acknowledged + 1,
+        "{rows} rows, {} acknowledged",
+        writer.acknowledged
+    );
+    // Its graceful shutdown syncs the store, which may fail again: the process ends either way.
+    if let Err(e) = server.stop_with_result() {
+        eprintln!("{backend}: the shutdown after the failed write reported: {e}");
+    }
+
+    std::fs::remove_file(&balloon).expect("remove the balloon");
+    let server = start(backend, &disk, 0);
+    let rows = count(&server, &server.root());
+    assert!(
+        rows == writer.acknowledged || rows == writer.acknowledged + 1,
+        "{rows} rows, {} acknowledged",
+        writer.acknowledged
+    );
+    let mut writer = Writer {
+        root: server.root(),
+        acknowledged: rows,
+    };
+    for _ in 0..10 {
+        assert_eq!(writer.insert(&server).status, 200);
+    }
+    assert_eq!(count(&server, &writer.root), rows + 10);
+}
+
+calamus_tests::on_both_backends!(
+    a_full_disk_refuses_writes_and_they_resume_when_space_is_freed,
+    an_engine_write_failing_for_space_is_a_clear_error_and_loses_nothing,
+);
