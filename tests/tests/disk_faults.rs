@@ -1,6 +1,7 @@
-//! Faults of the disk: the data directory on a small tmpfs that fills up. A write fails
-//! with a clear error, nothing acknowledged is lost, the server stays up and serves reads,
-//! and once space is freed writes work again, without a restart.
+//! Faults of the disk: the data directory on a small tmpfs that fills up, or is mounted
+//! read-only. A write fails with a clear error, nothing acknowledged is lost, the server
+//! stays up and serves reads, and once space is freed writes work again, without a
+//! restart (with the free-space floor; without it, after one).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -54,6 +55,19 @@ impl SmallDisk {
         }
         let _ = file.sync_all();
         balloon
+    }
+}
+
+impl SmallDisk {
+    /// Remounts the disk read-only (`true`) or read-write.
+    fn set_read_only(&self, read_only: bool) {
+        let options = if read_only { "remount,ro" } else { "remount,rw" };
+        let status = Command::new("mount")
+            .args(["-o", options])
+            .arg(&self.mount)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "remounting the tmpfs {options} failed");
     }
 }
 
@@ -206,7 +220,34 @@ fn an_engine_write_failing_for_space_is_a_clear_error_and_loses_nothing(backend:
     assert_eq!(count(&server, &writer.root), rows + 10);
 }
 
+/// A data directory on a file system mounted read-only (Linux refuses to remount one
+/// read-only while the server holds files open for writing, so the fault comes between two
+/// runs): the server refuses to start, saying why, and starts with every row once the file
+/// system is writable again.
+fn a_read_only_disk_is_a_clear_start_error_and_nothing_is_lost(backend: StorageBackend) {
+    let disk = SmallDisk::mount(48);
+    let server = start(backend, &disk, 4 << 20);
+    let mut writer = Writer::new(&server);
+    for _ in 0..20 {
+        assert_eq!(writer.insert(&server).status, 200);
+    }
+    drop(server);
+    disk.set_read_only(true);
+    let refused = TestServer::try_start_in(backend, &disk.mount.join("data"), |_| {});
+    let error = refused.err().expect("a server on a read-only disk must not start");
+    assert!(error.to_string().contains("Read-only file system"), "{error}");
+    disk.set_read_only(false);
+    let server = start(backend, &disk, 4 << 20);
+    assert_eq!(count(&server, &server.root()), writer.acknowledged);
+    let mut writer = Writer {
+        root: server.root(),
+        acknowledged: writer.acknowledged,
+    };
+    assert_eq!(writer.insert(&server).status, 200);
+}
+
 calamus_tests::on_both_backends!(
+    a_read_only_disk_is_a_clear_start_error_and_nothing_is_lost,
     a_full_disk_refuses_writes_and_they_resume_when_space_is_freed,
     an_engine_write_failing_for_space_is_a_clear_error_and_loses_nothing,
 );

@@ -1,5 +1,5 @@
-//! A floor of free disk space under the store: below it every write is refused with a
-//! clear `disk full` error, before the disk is so full that the engine's own log write
+//! A floor of free disk space under the store: below it (or on a read-only file system)
+//! every write is refused with a clear `disk full` error, before the disk is so full that the engine's own log write
 //! fails. That matters because such a failure is worse than a refusal: RocksDB takes no
 //! write after a failed log write until it is reopened, and sled may hold in memory a
 //! write it could not make durable. Above the floor again (space freed), writes simply
@@ -28,14 +28,20 @@ impl FreeSpaceGuard {
         }
     }
 
-    /// Refuses when the disk is below the floor. A disk whose free space cannot be read is
-    /// not refused: the engine's own error then says what is wrong.
+    /// Refuses when the file system is read-only or below the floor. A disk whose state
+    /// cannot be read is not refused: the engine's own error then says what is wrong.
     fn check(&self) -> DomainResult<()> {
         if self.min_free_bytes == 0 {
             return Ok(());
         }
-        match available_bytes(&self.path) {
-            Some(free) if free < self.min_free_bytes => Err(DomainError::DiskFull(format!(
+        match disk_state(&self.path) {
+            Some(DiskState { read_only: true, .. }) => Err(DomainError::DiskReadOnly(format!(
+                "the file system holding {} is mounted read-only; writes are refused until it is writable",
+                self.path.display()
+            ))),
+            Some(DiskState {
+                available_bytes: free, ..
+            }) if free < self.min_free_bytes => Err(DomainError::DiskFull(format!(
                 "{free} bytes are free on the disk of {}, below the floor of {} bytes \
                  (storage.min_free_bytes); writes are refused until space is freed",
                 self.path.display(),
@@ -46,9 +52,18 @@ impl FreeSpaceGuard {
     }
 }
 
-/// The bytes an unprivileged process may still write on the file system holding `path`.
+/// What a write needs to know of the file system holding a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskState {
+    /// The bytes an unprivileged process may still write.
+    pub available_bytes: u64,
+    /// Whether it is mounted read-only.
+    pub read_only: bool,
+}
+
+/// The state of the file system holding `path`, if it can be read.
 #[cfg(unix)]
-pub fn available_bytes(path: &Path) -> Option<u64> {
+pub fn disk_state(path: &Path) -> Option<DiskState> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
@@ -62,12 +77,18 @@ pub fn available_bytes(path: &Path) -> Option<u64> {
     let stats = unsafe { stats.assume_init() };
     // The fields are narrower than u64 on some platforms.
     #[allow(clippy::useless_conversion)]
-    Some(u64::from(stats.f_bavail).saturating_mul(u64::from(stats.f_frsize)))
+    let available_bytes = u64::from(stats.f_bavail).saturating_mul(u64::from(stats.f_frsize));
+    #[allow(clippy::useless_conversion)]
+    let read_only = u64::from(stats.f_flag) & u64::from(libc::ST_RDONLY) != 0;
+    Some(DiskState {
+        available_bytes,
+        read_only,
+    })
 }
 
-/// Free space is not read on this platform: nothing is refused.
+/// The disk's state is not read on this platform: nothing is refused.
 #[cfg(not(unix))]
-pub fn available_bytes(_path: &Path) -> Option<u64> {
+pub fn disk_state(_path: &Path) -> Option<DiskState> {
     None
 }
 
@@ -140,6 +161,6 @@ mod tests {
         inner.expect_write().times(1).returning(|_| Ok(()));
         let guard = FreeSpaceGuard::new(Arc::new(inner), Path::new("."), 1);
         guard.write(WriteBatch::new()).unwrap();
-        assert!(available_bytes(Path::new(".")).is_some_and(|free| free > 0));
+        assert!(disk_state(Path::new(".")).is_some_and(|disk| disk.available_bytes > 0 && !disk.read_only));
     }
 }

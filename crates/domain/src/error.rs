@@ -97,6 +97,10 @@ pub enum DomainError {
     #[error("disk full: {0}")]
     DiskFull(String),
 
+    /// The file system holding the data is read-only: the write was refused.
+    #[error("read-only disk: {0}")]
+    DiskReadOnly(String),
+
     /// A read overlapped a flush of the rows it read, and may have missed some: running
     /// the statement again reads them.
     #[error("{0}")]

@@ -26,7 +26,8 @@ pub enum ErrorKind {
     Execution,
     /// A fault of the server (500).
     Internal,
-    /// The disk holding the data is full (507): writes work again once space is freed.
+    /// The disk holding the data is full or read-only (507): writes work again once space
+    /// is freed or the disk writable.
     InsufficientStorage,
 }
 
@@ -201,7 +202,7 @@ impl QueryError {
                 | DomainError::Corrupt(_)
                 | DomainError::Storage(_)
                 | DomainError::Password(_) => ErrorKind::Internal,
-                DomainError::DiskFull(_) => ErrorKind::InsufficientStorage,
+                DomainError::DiskFull(_) | DomainError::DiskReadOnly(_) => ErrorKind::InsufficientStorage,
             },
             QueryError::DataFusion(e) => match e.find_root() {
                 DataFusionError::SQL(..) => ErrorKind::InvalidSql,
