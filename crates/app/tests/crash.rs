@@ -13,16 +13,15 @@
 //! failed, and the next flush and the primary-key checks work.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+use support::{Server, agent, basic, sql};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_calamus");
+mod support;
+
 const WRITERS: usize = 3;
 const DEFAULT_ITERATIONS: usize = 4;
 
@@ -39,122 +38,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(backend: &str, data_dir: &Path) -> Self {
-        Self::start_crashing_at(backend, data_dir, None)
-    }
-
-    /// A server that aborts at the flush step `crash_at`, if given.
-    fn start_crashing_at(backend: &str, data_dir: &Path, crash_at: Option<&str>) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let child = Command::new(BINARY)
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--storage",
-                backend,
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .env_remove("CALAMUS_ROOT_PASSWORD")
-            .env_remove("CALAMUS_CONFIG")
-            .env_remove("CALAMUS_CRASH_AT")
-            .envs(crash_at.map(|step| ("CALAMUS_CRASH_AT", step)))
-            // Where a core file would go, if the system writes them.
-            .current_dir(data_dir.parent().expect("the data directory has a parent"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the server starts");
-        let mut server = Self { child, port };
-        server.wait_until_healthy();
-        server
-    }
-
-    fn wait_until_healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let agent = agent();
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the server exited while starting: {status}");
-            }
-            if agent
-                .get(format!("http://127.0.0.1:{}/health", self.port))
-                .call()
-                .is_ok_and(|r| r.status().as_u16() == 200)
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the server was not healthy within 60 s");
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("the killed server is reaped");
-    }
-
-    /// Waits for the process to end by itself (it crashed on purpose).
-    fn wait_for_exit(mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if self.child.try_wait().expect("the server's status").is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("the server did not stop at its crash point within 30 s");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into()
-}
-
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine as _;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
-
-/// `Ok(body)` for a 200, `Err(None)` when the server did not answer (it died), and
-/// `Err(Some(body))` for an error answer.
-fn sql(agent: &ureq::Agent, port: u16, authorization: &str, sql: &str) -> Result<Value, Option<Value>> {
-    let body = json!({ "sql": sql }).to_string();
-    let mut response = agent
-        .post(format!("http://127.0.0.1:{port}/v1/api/sql"))
-        .header("Authorization", authorization)
-        .send(body.as_bytes())
-        .map_err(|_| None)?;
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().map_err(|_| None)?;
-    let value: Value = serde_json::from_str(&text).map_err(|_| None)?;
-    if status == 200 { Ok(value) } else { Err(Some(value)) }
 }
 
 fn writer(i: usize) -> String {
