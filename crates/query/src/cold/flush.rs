@@ -14,7 +14,7 @@ use arrow::array::{ArrayRef, BinaryBuilder, BooleanArray, Int64Array};
 use arrow::record_batch::RecordBatch;
 use calamus_domain::arrow_rows::build_array;
 use calamus_domain::model::{ColumnStats, Segment, TableDefinition, TableKind};
-use calamus_domain::{Partition, ScanRequest, StoredRow};
+use calamus_domain::{DomainError, Partition, ScanRequest, StoredRow};
 use datafusion::common::ScalarValue;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
@@ -216,28 +216,50 @@ fn column_stats(table: &TableDefinition, batch: &RecordBatch) -> QueryResult<Vec
 }
 
 /// Writes `batch` as Parquet at `path`: to a temporary file, fsynced, renamed, and the
-/// folder fsynced. Gives the file's size.
+/// folder fsynced. Gives the file's size. A failure removes the temporary file; a full
+/// disk is `DiskFull`, so the caller hears the cause and can retry later.
 fn write_segment(path: &Path, batch: &RecordBatch) -> QueryResult<u64> {
-    let io = |e: std::io::Error| QueryError::InvalidStatement(format!("writing {}: {e}", path.display()));
+    let temporary = path.with_extension("parquet.tmp");
+    let written = write_segment_file(path, &temporary, batch);
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
+fn write_segment_file(path: &Path, temporary: &Path, batch: &RecordBatch) -> QueryResult<u64> {
+    let io = |e: std::io::Error| segment_io_error(path, e);
+    let parquet = |e: datafusion::parquet::errors::ParquetError| match e {
+        datafusion::parquet::errors::ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
+            Ok(e) => segment_io_error(path, *e),
+            Err(other) => DomainError::Storage(format!("writing {}: {other}", path.display())).into(),
+        },
+        other => DomainError::Storage(format!("writing {}: {other}", path.display())).into(),
+    };
     let folder = path.parent().expect("a segment path has a folder");
     std::fs::create_dir_all(folder).map_err(io)?;
-    let temporary = path.with_extension("parquet.tmp");
-    let file = File::create(&temporary).map_err(io)?;
+    let file = File::create(temporary).map_err(io)?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties))
-        .map_err(|e| QueryError::InvalidStatement(format!("writing {}: {e}", path.display())))?;
-    writer
-        .write(batch)
-        .map_err(|e| QueryError::InvalidStatement(format!("writing {}: {e}", path.display())))?;
-    let file = writer
-        .into_inner()
-        .map_err(|e| QueryError::InvalidStatement(format!("writing {}: {e}", path.display())))?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(parquet)?;
+    writer.write(batch).map_err(parquet)?;
+    let file = writer.into_inner().map_err(parquet)?;
     file.sync_all().map_err(io)?;
     drop(file);
     crash_point("flush-segment-written");
-    std::fs::rename(&temporary, path).map_err(io)?;
+    std::fs::rename(temporary, path).map_err(io)?;
     File::open(folder).and_then(|f| f.sync_all()).map_err(io)?;
     Ok(std::fs::metadata(path).map_err(io)?.len())
+}
+
+/// A file-system failure while writing the segment at `path`.
+fn segment_io_error(path: &Path, error: std::io::Error) -> QueryError {
+    let message = format!("writing {}: {error}", path.display());
+    match error.kind() {
+        std::io::ErrorKind::StorageFull => DomainError::DiskFull(message),
+        std::io::ErrorKind::ReadOnlyFilesystem => DomainError::DiskReadOnly(message),
+        _ => DomainError::Storage(message),
+    }
+    .into()
 }
