@@ -45,6 +45,10 @@ pub async fn run_until(
     if interrupted > 0 {
         tracing::warn!(interrupted, "jobs left running by the last run are marked failed");
     }
+    let leftovers = calamus_query::cold::remove_interrupted_flush_files(&database.engine)?;
+    if leftovers > 0 {
+        tracing::warn!(leftovers, "files of flushes the last run did not finish were removed");
+    }
     let jwt_secret = match &config.auth.jwt_secret {
         Some(secret) => secret.as_bytes().to_vec(),
         None => stored_jwt_secret(&config.storage.data_dir)?,

@@ -279,6 +279,31 @@ fn crash_during_flush(backend: &str, step: &str) {
         "{step}: the server stops mid-flush: {flushed:?}"
     );
     server.wait_for_exit();
+    let segment_files = |suffix: &str| -> usize {
+        fn walk(folder: &std::path::Path, suffix: &str) -> usize {
+            std::fs::read_dir(folder)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        walk(&path, suffix)
+                    } else {
+                        usize::from(path.to_string_lossy().ends_with(suffix))
+                    }
+                })
+                .sum()
+        }
+        walk(&data_dir.join("storage"), suffix)
+    };
+    // What the crash left: a temporary file, a renamed one no manifest names, or a
+    // committed segment.
+    let left = match step {
+        "flush-segment-written" => segment_files(".parquet.tmp"),
+        _ => segment_files(".parquet"),
+    };
+    assert_eq!(left, 1, "{backend} {step}: the crash leaves one file");
 
     let check = |expected: &BTreeMap<&str, BTreeMap<i64, i64>>, port: u16, when: &str| {
         for (user, model) in expected {
@@ -293,6 +318,10 @@ fn crash_during_flush(backend: &str, step: &str) {
     };
     let restarted = Server::start(backend, &data_dir);
     check(&expected, restarted.port, "after the restart");
+    // The start removed the files of the flush cut short; a committed segment stays.
+    assert_eq!(segment_files(".parquet.tmp"), 0, "{backend} {step}");
+    let committed = usize::from(step == "flush-committed");
+    assert_eq!(segment_files(".parquet"), committed, "{backend} {step}");
     let job = sql(
         &agent,
         restarted.port,

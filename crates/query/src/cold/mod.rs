@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use calamus_domain::arrow_rows::column_field;
-use calamus_domain::model::{DELETED_COLUMN, SEQ_COLUMN, StorageDefinition, TableDefinition};
+use calamus_domain::model::{DELETED_COLUMN, SEQ_COLUMN, StorageDefinition, TableDefinition, TableKind};
 use calamus_domain::{CatalogSnapshot, DomainError, DomainResult, StorageId};
 
 /// The steps of a flush's hand-over at which a crash test can stop the process (with the
@@ -153,9 +153,90 @@ pub async fn drop_table_data(engine: &crate::engine::QueryEngine, table: &TableD
     }
 }
 
+/// Removes what flushes cut short by a crash left in the storages' folders: temporary
+/// segment files (`batch-<n>.parquet.tmp`), and segment files no manifest names (renamed,
+/// but the process died before the hand-over). Run at start, before any flush; only files
+/// named like segments are touched. Gives how many files were removed.
+pub fn remove_interrupted_flush_files(engine: &crate::engine::QueryEngine) -> DomainResult<usize> {
+    let Some(cold) = engine.cold.as_ref() else {
+        return Ok(0);
+    };
+    let snapshot = engine.catalog.snapshot();
+    let mut removed = 0;
+    for storage in snapshot.storages.values() {
+        let base = cold.base(storage);
+        if !base.is_dir() {
+            continue;
+        }
+        let mut named = std::collections::HashSet::new();
+        for table in snapshot.tables.values() {
+            if table.kind == TableKind::Stream || ColdStorage::storage_of(&snapshot, table)?.id != storage.id {
+                continue;
+            }
+            for (_, manifest) in engine.rows.manifests(table)? {
+                named.extend(manifest.segments.iter().map(|s| cold.segment_path(storage, &s.path)));
+            }
+        }
+        removed += remove_unnamed_segments(&base, &named);
+    }
+    Ok(removed)
+}
+
+/// Removes, under `folder`, temporary segment files and segment files not in `named`.
+fn remove_unnamed_segments(folder: &Path, named: &std::collections::HashSet<PathBuf>) -> usize {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            removed += remove_unnamed_segments(&path, named);
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let temporary = is_segment_name(name.strip_suffix(".tmp").unwrap_or(""));
+        let orphan = is_segment_name(&name) && !named.contains(&path);
+        if temporary || orphan {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::warn!(path = %path.display(), "removed a segment file left by an interrupted flush");
+                    removed += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove a file left by an interrupted flush")
+                }
+            }
+        }
+    }
+    removed
+}
+
+/// Whether `name` is a segment's file name, `batch-<n>.parquet`.
+fn is_segment_name(name: &str) -> bool {
+    name.strip_prefix("batch-")
+        .and_then(|rest| rest.strip_suffix(".parquet"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_segment_file_names_are_segments() {
+        assert!(is_segment_name("batch-0.parquet"));
+        assert!(is_segment_name("batch-42.parquet"));
+        for name in [
+            "batch-.parquet",
+            "batch-1.parquet.tmp",
+            "notes.parquet",
+            "batch-x.parquet",
+            "batch-1.csv",
+        ] {
+            assert!(!is_segment_name(name), "{name}");
+        }
+    }
 
     #[test]
     fn a_relative_data_directory_gives_absolute_segment_paths() {
