@@ -89,6 +89,12 @@ pub async fn run_until(
         FLUSH_POLICY_TICK,
         stop_jobs.subscribe(),
     ));
+    let cleanup = tokio::spawn(jobs::deleted_cleanup::run(
+        Arc::clone(database.engine.catalog()),
+        Arc::clone(database.engine.rows()),
+        jobs::deleted_cleanup::CLEANUP_EVERY,
+        stop_jobs.subscribe(),
+    ));
     let pruning = tokio::spawn(prune_jobs(
         Arc::clone(database.engine.catalog()),
         Duration::from_secs(config.jobs.retention_hours.saturating_mul(3600)),
@@ -104,6 +110,7 @@ pub async fn run_until(
         tracing::error!(%error, "the flush job ended abnormally");
     }
     let _ = pruning.await;
+    let _ = cleanup.await;
     database.kv.sync()?;
     tracing::info!("store synced; stopped");
     Ok(())

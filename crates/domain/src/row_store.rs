@@ -148,6 +148,12 @@ pub trait RowStore: std::fmt::Debug + Send + Sync + 'static {
     /// how many were removed.
     async fn evict_stream_rows(&self, table: &TableDefinition) -> DomainResult<u64>;
 
+    /// Removes for good the hot soft-deleted rows of a USER or SHARED table deleted before
+    /// `deleted_before` (a `_seq`, so a time), in every partition; a deleted row whose
+    /// flushed version is live stays, or that version would be seen again. Gives how many
+    /// were removed.
+    async fn purge_deleted(&self, table: &TableDefinition, deleted_before: i64) -> DomainResult<u64>;
+
     /// The manifest of a partition's cold tier (empty if it never flushed).
     fn manifest(&self, table: &TableDefinition, partition: &Partition) -> DomainResult<Manifest>;
 

@@ -615,6 +615,42 @@ impl RowStore for KvRowStore {
         Ok(hot || cold)
     }
 
+    async fn purge_deleted(&self, table: &TableDefinition, deleted_before: i64) -> DomainResult<u64> {
+        if !table.kind.has_soft_delete() {
+            return Ok(0);
+        }
+        let keyspace = table.keyspace();
+        // Candidates are found without the table's lock, so writers are not held up by
+        // the scan; each is checked again under the lock before it goes.
+        let mut candidates = Vec::new();
+        for pair in self.kv.scan(&keyspace, KeyRange::all(), false)? {
+            let (key, value) = pair?;
+            let (seq, deleted) = RowCodec::decode_header(&value)?;
+            if deleted && seq < deleted_before {
+                candidates.push((key, seq));
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let lock = self.lock_for(table);
+        let _guard = lock.lock();
+        let mut batch = WriteBatch::new();
+        for (key, seq) in candidates {
+            let unchanged = match self.kv.get(&keyspace, &key)? {
+                Some(value) => RowCodec::decode_header(&value)? == (seq, true),
+                None => false,
+            };
+            let hides_a_flushed_row = self.cold_version(table, &key)?.is_some_and(|cold| !cold.deleted);
+            if unchanged && !hides_a_flushed_row {
+                batch.delete(&keyspace, key);
+            }
+        }
+        let purged = batch.len() as u64;
+        self.kv.write(batch)?;
+        Ok(purged)
+    }
+
     async fn evict_stream_rows(&self, table: &TableDefinition) -> DomainResult<u64> {
         if table.kind != TableKind::Stream {
             return Ok(0);

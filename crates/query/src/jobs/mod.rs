@@ -1,11 +1,13 @@
 //! Background jobs, each recorded in `system.jobs`.
 //!
 //! - [`stream_eviction`]: removes STREAM rows past their TTL or `MAX_ROWS`.
+//! - [`deleted_cleanup`]: removes rows deleted longer ago than `DELETED_RETENTION_HOURS`.
 //! - [`flush_policy`]: flushes tables by their `FLUSH_POLICY`, and at shutdown.
 //! - [`recover_interrupted`]: at start-up, a job the last run left `running` is marked
 //!   `failed`, so no job row claims to run when nothing does.
 //! - [`kill`]: `KILL JOB`, through the registry of [`running`] jobs.
 
+pub mod deleted_cleanup;
 pub mod flush_policy;
 pub mod running;
 pub mod stream_eviction;
