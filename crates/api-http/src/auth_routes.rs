@@ -13,7 +13,7 @@ use crate::error_code::{ApiError, ErrorCode};
 
 /// The login body; `username` is accepted for `user`.
 #[derive(Debug, Deserialize)]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
     #[serde(alias = "username")]
     user: String,
     #[serde(default)]

@@ -9,6 +9,8 @@ pub mod auth_routes;
 pub mod config;
 pub mod encode;
 pub mod error_code;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod json_body;
 pub mod metrics;
 pub mod rate_limit;

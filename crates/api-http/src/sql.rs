@@ -37,12 +37,12 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// The request body.
 #[derive(Debug, Deserialize)]
-struct SqlRequest {
+pub(crate) struct SqlRequest {
     sql: String,
     #[serde(default)]
-    params: Option<Vec<Value>>,
+    pub(crate) params: Option<Vec<Value>>,
     #[serde(default)]
-    namespace_id: Option<String>,
+    pub(crate) namespace_id: Option<String>,
 }
 
 /// A request to run, checked and parsed.
@@ -155,7 +155,7 @@ fn prepare(engine: &QueryEngine, caller: &User, body: &[u8], limits: SqlLimits) 
 }
 
 /// A JSON parameter as the value bound to `$index`.
-fn param_value(index: usize, value: &Value) -> Result<ScalarValue, ApiError> {
+pub(crate) fn param_value(index: usize, value: &Value) -> Result<ScalarValue, ApiError> {
     Ok(match value {
         Value::Null => ScalarValue::Null,
         Value::Bool(b) => ScalarValue::Boolean(Some(*b)),

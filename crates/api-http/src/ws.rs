@@ -109,7 +109,7 @@ pub(crate) async fn upgrade(
 /// The messages a client sends.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum ClientMessage {
+pub(crate) enum ClientMessage {
     Authenticate {
         #[serde(default)]
         method: Option<String>,
@@ -135,7 +135,7 @@ enum ClientMessage {
 }
 
 #[derive(Debug, Deserialize)]
-struct SubscribeRequest {
+pub(crate) struct SubscribeRequest {
     id: String,
     sql: String,
     #[serde(default)]

@@ -23,6 +23,7 @@ pub fn parse_statements(sql: &str) -> QueryResult<Vec<Statement>> {
         .tokenize_with_location()
         .map_err(|e| QueryError::Syntax(e.to_string()))?;
     let tokens = call_forms_of_session_functions(tokens);
+    check_chains(&tokens)?;
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(64)
         .with_tokens_with_locations(tokens);
@@ -47,6 +48,44 @@ pub fn parse_statements(sql: &str) -> QueryResult<Vec<Statement>> {
         }
     }
     Ok(statements)
+}
+
+/// Dots one chain of names and subscripts (`ns.t.col[1].field`) may hold, counting those of
+/// the chains whose subscripts enclose it. sqlparser (0.62) reads the rest of a chain again
+/// at every dot when something inside the chain fails to parse, so the time a failing chain
+/// takes doubles with each dot: 25 dots took over a minute. Real names have a few.
+pub const MAX_CHAIN_DOTS: usize = 8;
+
+/// Refuses a chain of more than [`MAX_CHAIN_DOTS`] dots before sqlparser reads it.
+fn check_chains(tokens: &[TokenWithSpan]) -> QueryResult<()> {
+    // The dots of the chain being read, and the count at each open `[` (a subscript's
+    // contents are parsed inside its chain).
+    let mut dots = 0;
+    let mut open: Vec<usize> = Vec::new();
+    let mut after_dot = false;
+    for token in tokens.iter().map(|t| &t.token) {
+        match token {
+            Token::Whitespace(_) => continue,
+            Token::Period => {
+                dots += 1;
+                if dots > MAX_CHAIN_DOTS {
+                    return Err(QueryError::Syntax(format!(
+                        "a chain of names and subscripts (a.b[1].c) may hold at most {MAX_CHAIN_DOTS} dots"
+                    )));
+                }
+            }
+            Token::Word(_) | Token::Number(..) | Token::SingleQuotedString(_) | Token::Placeholder(_) if after_dot => {}
+            Token::LBracket => open.push(dots),
+            Token::RBracket => dots = open.pop().unwrap_or(0),
+            Token::SemiColon => {
+                open.clear();
+                dots = 0;
+            }
+            _ => dots = open.last().copied().unwrap_or(0),
+        }
+        after_dot = *token == Token::Period;
+    }
+    Ok(())
 }
 
 /// `CURRENT_USER`, `CURRENT_ROLE`, ... are keywords that sqlparser reads without
@@ -581,6 +620,28 @@ mod tests {
     fn batches_split_on_semicolons_outside_quotes_and_comments() {
         let all = parse_statements("SELECT ';'; -- x; y\n SELECT 2;; /* ; */ SELECT 3").unwrap();
         assert_eq!(all.len(), 3);
+    }
+
+    #[test]
+    fn long_chains_are_refused_before_sqlparser_reads_them() {
+        // Found by fuzzing (fuzz/ sql_parser): sqlparser read this for minutes, twice as long
+        // for every dot of the chains inside the subscripts.
+        let found: &[u8] =
+            b"SELECT[ CU. CASTELECT[ CU. CAST. CASTTRS_U.U[ CURRENTER_US. CASTTCASTTR_U.U[ CURRUS. CASTT\
+          RSRS_U. CUU. CRURENTER_UU.U[ CURRENTER_US. CASTTCASTTR_U.U[ CURRUS. CASTTRSRS_U. CUU. CRUR\
+          . CASTTRS_U.U[ CURRENTER_US. CASTTCASTTR_U.U[ CURRUS. CASTTRSRS_U. CUU. CRURENTER_UU.U[ CU\
+          RRENTER_US. CASTTCASTTR_U.U[ CURRUS. CASTTRSRS_U. CUU. CRURENTERS.$URRS_U.U[NNT";
+        let started = std::time::Instant::now();
+        let sql = String::from_utf8_lossy(found);
+        assert!(matches!(parse_statements(&sql), Err(QueryError::Syntax(_))));
+        let chain = format!("SELECT {}x[1 +]", "a.".repeat(30));
+        assert!(matches!(parse_statements(&chain), Err(QueryError::Syntax(e)) if e.contains("dots")));
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        // Chains of real names, and many of them in a row, still parse.
+        one(
+            "SELECT ns.t.a[1].b, t.c[t.d[2]].e FROM ns.t WHERE t.x IS NULL AND t.y IS NULL AND t.z IS NULL \
+             AND t.w IS NULL AND t.v IS NULL AND t.u IS NULL AND t.s IS NULL AND t.r IS NULL AND t.q IS NULL",
+        );
     }
 
     #[test]

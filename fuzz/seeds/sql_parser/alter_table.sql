@@ -1,0 +1,1 @@
+ALTER TABLE app.notes ADD COLUMN tag TEXT DEFAULT 'x'; ALTER TABLE app.notes RENAME COLUMN tag TO label; ALTER TABLE app.notes DROP COLUMN label

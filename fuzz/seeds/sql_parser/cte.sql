@@ -1,0 +1,1 @@
+WITH r AS (SELECT id FROM app.private UNION ALL SELECT id FROM app.restricted) SELECT * FROM r WHERE id IN (SELECT id FROM app.events)

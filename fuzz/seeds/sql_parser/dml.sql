@@ -1,0 +1,1 @@
+INSERT INTO app.notes (id, body) VALUES (1, 'a'), (2, NULL); UPDATE app.notes SET body = 'b' WHERE id = 1; DELETE FROM app.notes WHERE _deleted

@@ -1,0 +1,1 @@
+EXECUTE AS USER 'alice' (SELECT * FROM app.notes WHERE id = $1)

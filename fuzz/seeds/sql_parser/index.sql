@@ -1,0 +1,1 @@
+CREATE INDEX i ON app.notes (body); DROP INDEX i; DROP USER TABLE IF EXISTS app.notes

@@ -1,0 +1,1 @@
+KILL LIVE QUERY 'u-1'; KILL JOB 'FL-1'; SUBSCRIBE TO app.notes WHERE id > 1

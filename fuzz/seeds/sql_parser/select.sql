@@ -1,0 +1,1 @@
+USE app; SELECT n.id, count(*) AS c FROM notes n JOIN public p ON n.id = p.id WHERE n.body LIKE 'a%' GROUP BY 1 HAVING c > 1 ORDER BY 2 DESC LIMIT 10 OFFSET 5

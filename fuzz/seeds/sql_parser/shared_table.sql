@@ -1,0 +1,1 @@
+CREATE SHARED TABLE app.config (name TEXT PRIMARY KEY, value JSON, price DECIMAL(10, 2), id UUID) WITH (ACCESS_LEVEL = 'public')

@@ -1,0 +1,1 @@
+CREATE STORAGE IF NOT EXISTS local TYPE 'filesystem' BASE_DIRECTORY '/tmp/x' USER_TABLES_TEMPLATE '{namespace}/{tableName}/{userId}'; STORAGE FLUSH ALL IN app; FLUSH TABLE app.notes

@@ -1,0 +1,1 @@
+CREATE USER alice WITH PASSWORD 'pw' ROLE user EMAIL 'a@example.com'; ALTER USER alice SET ROLE dba; DROP USER IF EXISTS alice
