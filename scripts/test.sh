@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/calamus/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# A test run builds each crate once: incremental caches would only grow the target
+# directory (by gigabytes over many runs).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
