@@ -76,6 +76,17 @@ impl TestServer {
         data_dir: &Path,
         configure: impl FnOnce(&mut Config),
     ) -> Result<Self, calamus::AppError> {
+        Self::try_start_layered(backend, data_dir, configure, Box::new(|store| store))
+    }
+
+    /// A server over `data_dir` with `layer` over its store (faults injected there), or the
+    /// error that stopped it from starting.
+    pub fn try_start_layered(
+        backend: StorageBackend,
+        data_dir: &Path,
+        configure: impl FnOnce(&mut Config),
+        layer: calamus::StoreLayer,
+    ) -> Result<Self, calamus::AppError> {
         let mut config = Config::default();
         config.server.listen = "127.0.0.1:0".parse().expect("an address");
         config.storage.backend = backend;
@@ -92,8 +103,9 @@ impl TestServer {
                     .enable_all()
                     .build()
                     .expect("a runtime");
-                runtime.block_on(calamus::serve::run_until(
+                runtime.block_on(calamus::serve::run_layered(
                     config,
+                    layer,
                     async {
                         let _ = shutdown_rx.await;
                     },

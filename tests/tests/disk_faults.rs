@@ -1,12 +1,18 @@
 //! Faults of the disk: the data directory on a small tmpfs that fills up, or is mounted
 //! read-only. A write fails with a clear error, nothing acknowledged is lost, the server
 //! stays up and serves reads, and once space is freed writes work again, without a
-//! restart (with the free-space floor; without it, after one).
+//! restart (with the free-space floor; without it, after one). A disk turning read-only
+//! under a running server is a tmpfs remounted read-only for a storage's Parquet files, and
+//! a fault-injecting engine under the store (Linux refuses to remount a file system
+//! read-only while the store holds files open for writing).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use calamus::StorageBackend;
+use calamus_domain::{DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, WriteBatch};
 use calamus_tests::server::TestServer;
 
 /// A tmpfs of `megabytes` mounted on a new folder, unmounted when dropped.
@@ -261,7 +267,221 @@ fn a_read_only_disk_is_a_clear_start_error_and_nothing_is_lost(backend: StorageB
     assert_eq!(writer.insert(&server).status, 200);
 }
 
+/// The store over another engine whose file system may turn read-only: while `read_only`
+/// is set, every write fails the way the backends report `EROFS`; reads go on.
+struct ReadOnlyFault {
+    inner: Arc<dyn KvEngine>,
+    read_only: Arc<AtomicBool>,
+}
+
+impl ReadOnlyFault {
+    fn check(&self) -> DomainResult<()> {
+        if self.read_only.load(Ordering::SeqCst) {
+            return Err(DomainError::DiskReadOnly(
+                "writing the store: Read-only file system (os error 30)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl KvEngine for ReadOnlyFault {
+    fn backend_name(&self) -> &'static str {
+        self.inner.backend_name()
+    }
+
+    fn create_keyspace(&self, keyspace: &str) -> DomainResult<()> {
+        self.check()?;
+        self.inner.create_keyspace(keyspace)
+    }
+
+    fn drop_keyspace(&self, keyspace: &str) -> DomainResult<()> {
+        self.check()?;
+        self.inner.drop_keyspace(keyspace)
+    }
+
+    fn keyspaces(&self) -> DomainResult<Vec<String>> {
+        self.inner.keyspaces()
+    }
+
+    fn get(&self, keyspace: &str, key: &[u8]) -> DomainResult<Option<Vec<u8>>> {
+        self.inner.get(keyspace, key)
+    }
+
+    fn write(&self, batch: WriteBatch) -> DomainResult<()> {
+        self.check()?;
+        self.inner.write(batch)
+    }
+
+    fn scan<'a>(&'a self, keyspace: &str, range: KeyRange, reverse: bool) -> DomainResult<KvIter<'a>> {
+        self.inner.scan(keyspace, range, reverse)
+    }
+
+    fn scan_limited(&self, keyspace: &str, range: KeyRange, reverse: bool, limit: usize) -> DomainResult<Vec<KvPair>> {
+        self.inner.scan_limited(keyspace, range, reverse, limit)
+    }
+
+    fn sync(&self) -> DomainResult<()> {
+        self.check()?;
+        self.inner.sync()
+    }
+
+    fn checkpoint(&self, target: &Path) -> DomainResult<()> {
+        self.check()?;
+        self.inner.checkpoint(target)
+    }
+}
+
+/// Segment files (`batch-<n>.parquet`) under `folder`.
+fn segment_files(folder: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(segment_files(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// The store's file system turns read-only under a running server: writes and flushes fail
+/// with 507 naming the cause and apply nothing, reads and the server go on, and once the
+/// file system is writable again writes and flushes work without a restart; after one,
+/// every acknowledged row is there and no segment file is left that no manifest names.
+fn a_store_turned_read_only_under_the_server_refuses_writes_and_recovers(backend: StorageBackend) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data_dir = dir.path().join("data");
+    let read_only = Arc::new(AtomicBool::new(false));
+    let fault = Arc::clone(&read_only);
+    let layer: calamus::StoreLayer = Box::new(move |inner| {
+        Arc::new(ReadOnlyFault {
+            inner,
+            read_only: fault,
+        })
+    });
+    let server = TestServer::try_start_layered(backend, &data_dir, |_| {}, layer).expect("the server starts");
+    let mut writer = Writer::new(&server);
+    for _ in 0..20 {
+        assert_eq!(writer.insert(&server).status, 200);
+    }
+
+    read_only.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        let answer = writer.insert(&server);
+        assert_eq!(
+            answer.status, 507,
+            "{backend}: a write on a read-only store: {}",
+            answer.text
+        );
+        assert_eq!(answer.code(), "INSUFFICIENT_STORAGE");
+        assert!(answer.text.contains("read-only"), "{}", answer.text);
+    }
+    for sql in [
+        "UPDATE app.items SET body = 'changed' WHERE id = 1",
+        "DELETE FROM app.items WHERE id = 2",
+        "CREATE SHARED TABLE app.more (id BIGINT PRIMARY KEY)",
+    ] {
+        let answer = server.sql(&writer.root, sql);
+        assert_eq!(answer.status, 507, "{sql}: {}", answer.text);
+    }
+    let flush = server.sql(&writer.root, "FLUSH TABLE app.items");
+    assert_eq!(flush.status, 507, "a flush on a read-only store: {}", flush.text);
+    // Nothing applied; reads and the server go on.
+    assert_eq!(count(&server, &writer.root), writer.acknowledged);
+    let unchanged = server.sql_ok(
+        &writer.root,
+        "SELECT count(*) AS n FROM app.items WHERE body = 'changed'",
+    );
+    assert_eq!(unchanged.rows(0)[0][0], "0", "{}", unchanged.text);
+    assert_eq!(server.request("GET", "/health", None, None).status, 200);
+
+    read_only.store(false, Ordering::SeqCst);
+    for _ in 0..10 {
+        let answer = writer.insert(&server);
+        assert_eq!(answer.status, 200, "{backend}: once writable again: {}", answer.text);
+    }
+    server.sql_ok(&writer.root, "FLUSH TABLE app.items");
+    assert_eq!(count(&server, &writer.root), writer.acknowledged);
+    drop(server);
+
+    let server = TestServer::start_in(backend, &data_dir, |_| {});
+    let root = server.root();
+    assert_eq!(count(&server, &root), writer.acknowledged);
+    let named = server.sql_ok(&root, "SELECT count(*) AS n FROM app.items WHERE id = 1");
+    assert_eq!(named.rows(0)[0][0], "1", "{}", named.text);
+    assert_eq!(
+        segment_files(&data_dir).len(),
+        1,
+        "only the flush that committed left a segment"
+    );
+    assert!(leftover_temporary_files(&data_dir).is_empty());
+}
+
+/// A storage's folder on a file system remounted read-only under a running server (it holds
+/// no open file between flushes): a flush fails with 507 naming the cause and leaves no
+/// file, the rows stay hot and readable, writes go on, and once the file system is writable
+/// again the flush succeeds without a restart.
+fn a_storage_turned_read_only_under_the_server_fails_flushes_and_recovers(backend: StorageBackend) {
+    let disk = SmallDisk::mount(16);
+    let server = TestServer::start(backend);
+    let root = server.root();
+    let base = disk.mount.join("cold");
+    server.sql_ok(
+        &root,
+        &format!(
+            "CREATE STORAGE ramdisk TYPE 'filesystem' BASE_DIRECTORY '{}'; CREATE NAMESPACE app; \
+             CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT) WITH (STORAGE_ID = 'ramdisk')",
+            base.display()
+        ),
+    );
+    let insert = |ids: std::ops::Range<i64>| {
+        for id in ids {
+            server.sql_ok(&root, &format!("INSERT INTO app.notes VALUES ({id}, 'note {id}')"));
+        }
+    };
+    let notes = || {
+        let answer = server.sql_ok(&root, "SELECT count(*) AS n FROM app.notes");
+        answer.rows(0)[0][0]
+            .as_str()
+            .and_then(|n| n.parse::<i64>().ok())
+            .expect("a count")
+    };
+    insert(0..20);
+    server.sql_ok(&root, "FLUSH TABLE app.notes");
+    insert(20..30);
+
+    disk.set_read_only(true);
+    let flush = server.sql(&root, "FLUSH TABLE app.notes");
+    assert_eq!(
+        flush.status, 507,
+        "{backend}: a flush to a read-only storage: {}",
+        flush.text
+    );
+    assert_eq!(flush.code(), "INSUFFICIENT_STORAGE");
+    assert!(flush.text.contains("Read-only file system"), "{}", flush.text);
+    assert_eq!(notes(), 30);
+    insert(30..35);
+    assert_eq!(notes(), 35);
+    let jobs = server.sql_ok(
+        &root,
+        "SELECT status FROM system.jobs WHERE job_type = 'flush' ORDER BY created_at DESC LIMIT 1",
+    );
+    assert_eq!(jobs.rows(0)[0][0], "failed", "{}", jobs.text);
+
+    disk.set_read_only(false);
+    assert!(leftover_temporary_files(&base).is_empty());
+    assert_eq!(segment_files(&base).len(), 1);
+    server.sql_ok(&root, "FLUSH TABLE app.notes");
+    assert_eq!(segment_files(&base).len(), 2);
+    assert_eq!(notes(), 35);
+    drop(server);
+}
+
 calamus_tests::on_both_backends!(
+    a_store_turned_read_only_under_the_server_refuses_writes_and_recovers,
+    a_storage_turned_read_only_under_the_server_fails_flushes_and_recovers,
     a_read_only_disk_is_a_clear_start_error_and_nothing_is_lost,
     a_full_disk_refuses_writes_and_they_resume_when_space_is_freed,
     an_engine_write_failing_for_space_is_a_clear_error_and_loses_nothing,

@@ -16,6 +16,10 @@ use crate::config::StorageConfig;
 use crate::disk_space::FreeSpaceGuard;
 use crate::error::AppError;
 
+/// A layer put over the opened store before anything else uses it, under the free-space
+/// floor: the server puts none; a test puts an engine there that injects faults.
+pub type StoreLayer = Box<dyn FnOnce(Arc<dyn KvEngine>) -> Arc<dyn KvEngine> + Send>;
+
 /// The key-value engine holding hot rows and the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StorageBackend {
@@ -162,12 +166,18 @@ impl Database {
     /// anyway), so an operating-system crash loses nothing acknowledged either; writes are
     /// refused while the disk has less than `min_free_bytes` free.
     pub fn open_configured(storage: &StorageConfig) -> Result<Self, AppError> {
+        Self::open_layered(storage, Box::new(|store| store))
+    }
+
+    /// Opens the database `storage` describes, with `layer` over its store (see
+    /// [`StoreLayer`]).
+    pub fn open_layered(storage: &StorageConfig, layer: StoreLayer) -> Result<Self, AppError> {
         let (backend, data_dir) = (storage.backend, storage.data_dir.as_path());
         std::fs::create_dir_all(data_dir).map_err(|e| data_dir_error(data_dir, e.to_string()))?;
         check_backend_marker(data_dir, backend)?;
         let store = data_dir.join(STORE_DIR);
         let kv: Arc<dyn KvEngine> = Arc::new(FreeSpaceGuard::new(
-            open_store(backend, &store, storage.sync_writes)?,
+            layer(open_store(backend, &store, storage.sync_writes)?),
             &store,
             storage.min_free_bytes,
         ));

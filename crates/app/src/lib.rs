@@ -23,7 +23,7 @@ pub mod error;
 pub mod serve;
 
 pub use config::Config;
-pub use database::{Database, StorageBackend};
+pub use database::{Database, StorageBackend, StoreLayer};
 pub use error::AppError;
 
 /// The allocator of every program built on this crate (the server, its tests and

@@ -16,7 +16,7 @@ use datafusion::sql::sqlparser::ast::Ident;
 use tokio::sync::watch;
 
 use crate::config::{Config, MIN_JWT_SECRET_BYTES};
-use crate::database::Database;
+use crate::database::{Database, StoreLayer};
 use crate::error::AppError;
 
 /// How often expired STREAM rows are removed (TTLs are whole seconds).
@@ -40,7 +40,17 @@ pub async fn run_until(
     shutdown: impl Future<Output = ()>,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), AppError> {
-    let database = Database::open_configured(&config.storage)?;
+    run_layered(config, Box::new(|store| store), shutdown, on_listening).await
+}
+
+/// [`run_until`], with `layer` over the store (see [`StoreLayer`]).
+pub async fn run_layered(
+    config: Config,
+    layer: StoreLayer,
+    shutdown: impl Future<Output = ()>,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), AppError> {
+    let database = Database::open_layered(&config.storage, layer)?;
     let interrupted = jobs::recover_interrupted(database.engine.catalog().as_ref()).await?;
     if interrupted > 0 {
         tracing::warn!(interrupted, "jobs left running by the last run are marked failed");

@@ -287,13 +287,18 @@ impl Iterator for ColumnFamilyScan<'_> {
     }
 }
 
-/// A RocksDB failure, with what was being done; a full disk is told apart.
+/// A RocksDB failure, with what was being done; a full or read-only disk is told apart.
 fn storage_error(context: impl Display, error: rocksdb::Error) -> DomainError {
     let message = error.to_string();
     if message.contains("No space left on device") {
         return DomainError::DiskFull(format!(
             "rocksdb: {context}: {message}; after a failed log write RocksDB takes no more \
              writes: free some space, then restart the server"
+        ));
+    }
+    if message.contains("Read-only file system") {
+        return DomainError::DiskReadOnly(format!(
+            "rocksdb: {context}: {message}; make the file system writable, then restart the server"
         ));
     }
     DomainError::Storage(format!("rocksdb: {context}: {message}"))

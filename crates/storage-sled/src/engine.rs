@@ -325,7 +325,7 @@ fn not_found(keyspace: &str) -> DomainError {
     }
 }
 
-/// A sled failure, with what was being done; a full disk is told apart.
+/// A sled failure, with what was being done; a full or read-only disk is told apart.
 fn storage_error(context: impl Display, error: sled::Error) -> DomainError {
     if let sled::Error::Io(io) = &error
         && io.kind() == std::io::ErrorKind::StorageFull
@@ -333,6 +333,13 @@ fn storage_error(context: impl Display, error: sled::Error) -> DomainError {
         return DomainError::DiskFull(format!(
             "sled: {context}: {io}; the last write may be applied in memory without being durable: \
              free some space, then restart the server"
+        ));
+    }
+    if let sled::Error::Io(io) = &error
+        && io.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+    {
+        return DomainError::DiskReadOnly(format!(
+            "sled: {context}: {io}; make the file system writable, then restart the server"
         ));
     }
     DomainError::Storage(format!("sled: {context}: {error}"))
