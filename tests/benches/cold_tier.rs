@@ -114,7 +114,24 @@ fn run(backend: StorageBackend) {
         direct,
         engine.as_secs_f64() / direct.as_secs_f64()
     );
+
+    // Pruning: a key range inside one segment opens that segment only.
+    let before = db.engine.segments_read();
+    let started = Instant::now();
+    let answer = count_of(
+        &rt.block_on(db.engine.execute(&mut root, PRUNED_QUERY, &[]))
+            .expect("query"),
+    );
+    let elapsed = started.elapsed();
+    assert!(answer.contains("| 101 "), "{answer}");
+    println!(
+        "{backend}: `{PRUNED_QUERY}`: {} of {SEGMENTS} segments opened, {elapsed:.1?}",
+        db.engine.segments_read() - before
+    );
 }
+
+/// A key range inside the eighth segment.
+const PRUNED_QUERY: &str = "SELECT count(*) FROM app.t WHERE id BETWEEN 350000 AND 350100";
 
 const FLUSHED_ROWS_PER_USER: usize = 20;
 const HOT_ROWS_PER_USER: usize = 5;

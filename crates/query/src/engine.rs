@@ -126,6 +126,11 @@ impl QueryEngine {
         &self.live
     }
 
+    /// How many Parquet segments reads have opened (0 without cold storage).
+    pub fn segments_read(&self) -> u64 {
+        self.cold.as_ref().map_or(0, ColdStorage::segments_read)
+    }
+
     /// The catalog port.
     pub fn catalog(&self) -> &Arc<dyn Catalog> {
         &self.catalog

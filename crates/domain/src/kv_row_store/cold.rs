@@ -150,7 +150,7 @@ impl KvRowStore {
     }
 
     /// Hands flushed rows over to the cold tier, atomically: `segment` joins the
-    /// partition's manifest, each flushed `(row id, _seq, deleted)` enters the cold index,
+    /// partition's manifest (with how many of its rows supersede a flushed version), each flushed `(row id, _seq, deleted)` enters the cold index,
     /// and the hot versions that are still the flushed ones are removed (a row written
     /// again since the flush read it keeps its newer hot version). Gives how many hot
     /// versions were removed.
@@ -171,14 +171,16 @@ impl KvRowStore {
             )));
         }
         manifest.next_batch = segment.batch + 1;
-        manifest.segments.push(segment);
         let keyspace = table.keyspace();
         let cold_keyspace = table.cold_keyspace();
         let mut batch = WriteBatch::new();
         let mut removed = 0;
+        let mut superseding = 0;
         for (row_id, seq, deleted) in flushed {
             let key = partition.row_key(row_id);
-            let newer_cold = self.cold_version(table, &key)?.is_some_and(|v| v.seq > *seq);
+            let cold = self.cold_version(table, &key)?;
+            superseding += u64::from(cold.is_some());
+            let newer_cold = cold.is_some_and(|v| v.seq > *seq);
             if !newer_cold {
                 let version = ColdVersion {
                     seq: *seq,
@@ -193,6 +195,10 @@ impl KvRowStore {
                 removed += 1;
             }
         }
+        manifest.segments.push(Segment {
+            superseding: Some(superseding),
+            ..segment
+        });
         let encoded = serde_json::to_vec(&manifest).map_err(|e| DomainError::Corrupt(e.to_string()))?;
         batch.put(SYSTEM_KEYSPACE, manifest_key(table.uid, partition), encoded);
         self.kv.write(batch)?;

@@ -21,6 +21,14 @@ pub struct Segment {
     pub schema_version: u32,
     /// Per column (by column id): smallest and largest value as text, and NULL count.
     pub columns: Vec<ColumnStats>,
+    /// How many of its rows already had a flushed version when it was handed over (rows
+    /// updated or deleted after an earlier flush); set by the row store. While no segment
+    /// of a partition has any, no row has two flushed versions. `None`: not counted.
+    #[serde(default)]
+    pub superseding: Option<u64>,
+    /// The smallest and largest row id it holds (`None`: not recorded).
+    #[serde(default)]
+    pub row_ids: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Statistics of one column of a segment.
@@ -49,5 +57,11 @@ impl Manifest {
     /// Whether the partition has no cold rows.
     pub fn is_empty(&self) -> bool {
         self.segments.is_empty()
+    }
+
+    /// Whether a row may have more than one flushed version (or whether that is unknown):
+    /// then a read must keep only the newest of them.
+    pub fn may_hold_superseded_versions(&self) -> bool {
+        self.segments.iter().any(|s| s.superseding != Some(0))
     }
 }

@@ -16,6 +16,8 @@ use calamus_domain::arrow_rows::build_array;
 use calamus_domain::model::{ColumnStats, Segment, TableDefinition, TableKind};
 use calamus_domain::{DomainError, Partition, ScanRequest, StoredRow};
 use datafusion::common::ScalarValue;
+use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
+use datafusion::logical_expr::Accumulator;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
@@ -128,6 +130,13 @@ impl QueryEngine {
             bytes,
             schema_version: table.schema().version,
             columns,
+            superseding: None,
+            row_ids: versions
+                .iter()
+                .map(|r| &r.row_id)
+                .min()
+                .zip(versions.iter().map(|r| &r.row_id).max())
+                .map(|(min, max)| (min.clone(), max.clone())),
         };
         let flushed = versions
             .into_iter()
@@ -186,25 +195,18 @@ fn column_stats(table: &TableDefinition, batch: &RecordBatch) -> QueryResult<Vec
         .enumerate()
         .map(|(i, column)| {
             let array = batch.column(i);
-            let (mut min, mut max): (Option<ScalarValue>, Option<ScalarValue>) = (None, None);
-            for row in 0..array.len() {
-                if array.is_null(row) {
-                    continue;
-                }
-                let value = ScalarValue::try_from_array(array, row)?;
-                if min
-                    .as_ref()
-                    .is_none_or(|m| value.partial_cmp(m) == Some(std::cmp::Ordering::Less))
-                {
-                    min = Some(value.clone());
-                }
-                if max
-                    .as_ref()
-                    .is_none_or(|m| value.partial_cmp(m) == Some(std::cmp::Ordering::Greater))
-                {
-                    max = Some(value);
-                }
-            }
+            // A type the accumulators do not order has no bounds: nothing is pruned by it.
+            let bounds = || -> datafusion::common::Result<(ScalarValue, ScalarValue)> {
+                let mut min = MinAccumulator::try_new(array.data_type())?;
+                let mut max = MaxAccumulator::try_new(array.data_type())?;
+                min.update_batch(std::slice::from_ref(array))?;
+                max.update_batch(std::slice::from_ref(array))?;
+                Ok((min.evaluate()?, max.evaluate()?))
+            };
+            let (min, max) = match bounds() {
+                Ok((min, max)) => ((!min.is_null()).then_some(min), (!max.is_null()).then_some(max)),
+                Err(_) => (None, None),
+            };
             Ok(ColumnStats {
                 column_id: column.id,
                 min: min.map(|v| v.to_string()),

@@ -12,17 +12,34 @@
 //! runs meanwhile: a row flushed before the hot read passed it is in a segment the
 //! manifest lists afterwards, and one flushed later was read hot (a copy also in a
 //! segment is the same version, and the newest-wins step keeps one).
+//!
+//! That plan sorts every version. Most partitions need no sort: while no row has two
+//! flushed versions (each segment counts the rows it holds that were flushed before,
+//! [`Segment::superseding`]), a row's newest version is its hot one, else its only
+//! flushed one. Then the hot versions are read first, their row ids kept, and the
+//! segments are read concurrently, dropping the rows read hot (only segments whose row-id
+//! range meets the hot rows' are checked row by row). A flush that writes a second version
+//! of a row while such a read runs makes the read fail as raced, and the engine runs the
+//! statement again with the sorting plan.
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use arrow::array::{ArrayRef, AsArray, BooleanArray, Int64Array, UInt64Array};
+use arrow::datatypes::{DataType as ArrowType, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use async_trait::async_trait;
 use calamus_domain::arrow_rows::build_array;
-use calamus_domain::model::{DELETED_COLUMN, Manifest, SEQ_COLUMN, StorageDefinition, TableDefinition};
-use calamus_domain::{Partition, RowStore, ScanRequest};
+use calamus_domain::model::{
+    ColumnStats, DELETED_COLUMN, Manifest, SEQ_COLUMN, Segment, StorageDefinition, TableDefinition,
+};
+use calamus_domain::{DomainError, Partition, RowStore, ScanRequest};
 use datafusion::catalog::Session;
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::pruning::PruningStatistics;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
@@ -30,8 +47,12 @@ use datafusion::datasource::{TableProvider, TableType, provider_as_source};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::functions_window::expr_fn::row_number;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{ExprFunctionExt, LogicalPlanBuilder, col, lit};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::prelude::Expr;
@@ -60,6 +81,10 @@ pub struct MergedScan<'a> {
     pub output: &'a SchemaRef,
     /// Whether soft-deleted rows are kept (the query filters on `_deleted`).
     pub include_deleted: bool,
+    /// The partition's manifest when the scan is planned.
+    pub manifest: &'a Manifest,
+    /// The query's filters on the table (DataFusion applies them again above the scan).
+    pub filters: &'a [Expr],
 }
 
 impl MergedScan<'_> {
@@ -73,6 +98,10 @@ impl MergedScan<'_> {
             storage: self.storage.clone(),
             schema: segment_schema(self.table),
         };
+        if !self.manifest.may_hold_superseded_versions() {
+            let predicate = self.segment_predicate(state, &tiers.schema);
+            return self.disjoint_plan(tiers, projection, predicate);
+        }
         let newest = row_number()
             .partition_by(vec![col(SEGMENT_ROW_ID_COLUMN)])
             .order_by(vec![col(SEQ_COLUMN).sort(false, false)])
@@ -102,6 +131,351 @@ impl MergedScan<'_> {
             .project(outputs)?
             .build()?;
         state.create_physical_plan(&plan).await
+    }
+
+    /// The plan when no row has two flushed versions: each row's newest version is its
+    /// hot one if it has one, else its only flushed one, so the tiers are read one after
+    /// the other and no sort is needed.
+    /// The query's filters that name only stored columns, over the segments' column names:
+    /// with no row having two flushed versions, a segment or row group none of whose rows
+    /// can match holds no row of the result, so they are skipped. `None` when no filter
+    /// applies (or one cannot be planned: then nothing is skipped).
+    fn segment_predicate(&self, state: &dyn Session, segment_schema: &SchemaRef) -> Option<SegmentPredicate> {
+        let columns = &self.table.schema().columns;
+        let stored = |name: &str| -> Option<String> {
+            columns
+                .iter()
+                .find(|c| c.name.as_str() == name)
+                .map(|c| segment_column(c.id))
+                .or_else(|| (name == SEQ_COLUMN).then(|| SEQ_COLUMN.to_owned()))
+        };
+        let mut usable = Vec::new();
+        for filter in self.filters {
+            let names = filter.column_refs();
+            if names.is_empty() || !names.iter().all(|c| stored(c.name.as_str()).is_some()) {
+                continue;
+            }
+            let renamed = filter.clone().transform(|expr| {
+                Ok(match expr {
+                    Expr::Column(column) => Transformed::yes(col(stored(column.name.as_str()).expect("checked above"))),
+                    other => Transformed::no(other),
+                })
+            });
+            if let Ok(renamed) = renamed {
+                usable.push(renamed.data);
+            }
+        }
+        let predicate = conjunction(usable)?;
+        let df_schema = DFSchema::try_from(Arc::clone(segment_schema)).ok()?;
+        let physical = state.create_physical_expr(predicate, &df_schema).ok()?;
+        let pruning = PruningPredicateBuilder::new()
+            .with_file_schema(Arc::clone(segment_schema))
+            .build(Arc::clone(&physical));
+        Some(SegmentPredicate { physical, pruning })
+    }
+
+    fn disjoint_plan(
+        &self,
+        tiers: Tiers,
+        projection: &[usize],
+        predicate: Option<SegmentPredicate>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let columns = self.table.schema().columns.len();
+        // Positions of the full layout, in the provider's output and in segments alike.
+        let (deleted_at, row_id_at) = (columns + 1, columns + 2);
+        let mut read = projection.to_vec();
+        for needed in [deleted_at, row_id_at] {
+            if !read.contains(&needed) {
+                read.push(needed);
+            }
+        }
+        let position = |wanted: usize| read.iter().position(|&i| i == wanted).expect("added above");
+        let output = Arc::new(self.output.project(projection)?);
+        let stream = DisjointTiers {
+            read_schema: Arc::new(tiers.schema.project(&read)?),
+            tiers,
+            predicate,
+            shape: Arc::new(RowSelection {
+                deleted: position(deleted_at),
+                row_id: position(row_id_at),
+                include_deleted: self.include_deleted,
+                output: Arc::clone(&output),
+            }),
+            // Segments no hot row id can be in need no row ids, unless the output has them.
+            read_apart: read
+                .iter()
+                .copied()
+                .filter(|&i| i != row_id_at || projection.contains(&i))
+                .collect(),
+            read,
+        };
+        let exec = StreamingTableExec::try_new(output, vec![Arc::new(stream)], None, Vec::new(), false, None)?;
+        Ok(Arc::new(exec))
+    }
+}
+
+/// The tiers of a partition where no row has two flushed versions: the hot versions (each
+/// the newest of its row), then the segments' rows except those of rows read hot.
+#[derive(Debug)]
+struct DisjointTiers {
+    tiers: Tiers,
+    /// Positions read, in the full layout: the output's, then `_deleted` and the row id.
+    read: Vec<usize>,
+    /// Positions read from segments whose row ids no hot row id falls between: `read`
+    /// without the row id, when only the check against hot row ids needs it.
+    read_apart: Vec<usize>,
+    read_schema: SchemaRef,
+    /// The query's filters over stored columns, which skip segments and row groups.
+    predicate: Option<SegmentPredicate>,
+    shape: Arc<RowSelection>,
+}
+
+/// A predicate over segment columns: to prune segments by their manifest statistics, and
+/// row groups by their Parquet statistics.
+#[derive(Debug, Clone)]
+struct SegmentPredicate {
+    physical: Arc<dyn PhysicalExpr>,
+    /// `None` when the statistics cannot rule a segment out.
+    pruning: Option<Arc<PruningPredicate>>,
+}
+
+/// The manifest's statistics of some segments, as DataFusion's pruning reads them.
+struct SegmentStatistics<'a> {
+    segments: &'a [&'a Segment],
+    table: &'a TableDefinition,
+    schema: &'a SchemaRef,
+}
+
+impl SegmentStatistics<'_> {
+    /// Per segment, the bound `pick` chooses of a column, parsed back from its text; NULL
+    /// where unknown (a type whose text is not parsed back, a column added later).
+    fn bounds(&self, column: &Column, pick: impl Fn(&ColumnStats) -> Option<&String>) -> Option<ArrayRef> {
+        if column.name == SEQ_COLUMN {
+            return None;
+        }
+        let id = self
+            .table
+            .schema()
+            .columns
+            .iter()
+            .find(|c| segment_column(c.id) == column.name)?
+            .id;
+        let data_type = self.schema.field_with_name(&column.name).ok()?.data_type().clone();
+        if !matches!(
+            data_type,
+            ArrowType::Boolean
+                | ArrowType::Int16
+                | ArrowType::Int32
+                | ArrowType::Int64
+                | ArrowType::Utf8
+                | ArrowType::Date32
+        ) {
+            return None;
+        }
+        let unknown = ScalarValue::try_from(&data_type).ok()?;
+        let values = self.segments.iter().map(|segment| {
+            segment
+                .columns
+                .iter()
+                .find(|stats| stats.column_id == id)
+                .and_then(&pick)
+                .and_then(|text| ScalarValue::try_from_string(text.clone(), &data_type).ok())
+                .unwrap_or_else(|| unknown.clone())
+        });
+        ScalarValue::iter_to_array(values).ok()
+    }
+}
+
+impl PruningStatistics for SegmentStatistics<'_> {
+    fn min_values(&self, column: &Column) -> Option<ArrayRef> {
+        if column.name == SEQ_COLUMN {
+            return Some(Arc::new(Int64Array::from_iter_values(
+                self.segments.iter().map(|s| s.min_seq),
+            )));
+        }
+        self.bounds(column, |stats| stats.min.as_ref())
+    }
+
+    fn max_values(&self, column: &Column) -> Option<ArrayRef> {
+        if column.name == SEQ_COLUMN {
+            return Some(Arc::new(Int64Array::from_iter_values(
+                self.segments.iter().map(|s| s.max_seq),
+            )));
+        }
+        self.bounds(column, |stats| stats.max.as_ref())
+    }
+
+    fn num_containers(&self) -> usize {
+        self.segments.len()
+    }
+
+    fn null_counts(&self, column: &Column) -> Option<ArrayRef> {
+        let id = self
+            .table
+            .schema()
+            .columns
+            .iter()
+            .find(|c| segment_column(c.id) == column.name)?
+            .id;
+        let counts = self.segments.iter().map(|segment| {
+            segment
+                .columns
+                .iter()
+                .find(|stats| stats.column_id == id)
+                .map(|stats| stats.nulls)
+        });
+        Some(Arc::new(UInt64Array::from_iter(counts)))
+    }
+
+    fn row_counts(&self) -> Option<ArrayRef> {
+        Some(Arc::new(UInt64Array::from_iter_values(
+            self.segments.iter().map(|s| s.rows),
+        )))
+    }
+
+    fn contained(&self, _column: &Column, _values: &HashSet<ScalarValue>) -> Option<BooleanArray> {
+        None
+    }
+}
+
+/// Which rows of a batch read with [`DisjointTiers::read`] are output, and how.
+#[derive(Debug)]
+struct RowSelection {
+    /// Where `_deleted` is in a read batch.
+    deleted: usize,
+    /// Where the row id is in a read batch.
+    row_id: usize,
+    include_deleted: bool,
+    output: SchemaRef,
+}
+
+impl RowSelection {
+    /// The rows of `batch` to output (not deleted unless asked for, and not among
+    /// `superseded` row ids), with the output's columns and names.
+    fn select(&self, batch: &RecordBatch, superseded: Option<&HashSet<Vec<u8>>>) -> Result<RecordBatch> {
+        let deleted = batch.column(self.deleted).as_boolean();
+        let mut keep: Option<BooleanArray> = None;
+        if !self.include_deleted && deleted.true_count() > 0 {
+            keep = Some(arrow::compute::not(deleted)?);
+        }
+        if let Some(superseded) = superseded.filter(|ids| !ids.is_empty()) {
+            let ids = batch.column(self.row_id).as_binary::<i32>();
+            let fresh: BooleanArray = ids
+                .iter()
+                .map(|id| Some(!id.is_some_and(|id| superseded.contains(id))))
+                .collect();
+            keep = Some(match keep {
+                Some(keep) => arrow::compute::and(&keep, &fresh)?,
+                None => fresh,
+            });
+        }
+        let batch = match keep {
+            Some(keep) if keep.true_count() < batch.num_rows() => arrow::compute::filter_record_batch(batch, &keep)?,
+            _ => batch.clone(),
+        };
+        let width = self.output.fields().len();
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.output),
+            batch.columns()[..width].to_vec(),
+            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )?)
+    }
+}
+
+impl PartitionStream for DisjointTiers {
+    fn schema(&self) -> &SchemaRef {
+        &self.shape.output
+    }
+
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let tiers = &self.tiers;
+        let hot_ids: Arc<Mutex<HashSet<Vec<u8>>>> = Arc::default();
+        let (shape, ids) = (Arc::clone(&self.shape), Arc::clone(&hot_ids));
+        let hot = KvPartitionStream {
+            table: Arc::clone(&tiers.table),
+            partition: tiers.partition.clone(),
+            rows: Arc::clone(&tiers.rows),
+            request: ScanRequest {
+                include_deleted: true,
+                ..ScanRequest::all()
+            },
+            projection: self.read.clone(),
+            schema: Arc::clone(&self.read_schema),
+            expect_unflushed: false,
+        }
+        .execute(Arc::clone(&ctx))
+        .map(move |batch| {
+            let batch = batch?;
+            let mut ids = ids.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            ids.extend(
+                batch
+                    .column(shape.row_id)
+                    .as_binary::<i32>()
+                    .iter()
+                    .flatten()
+                    .map(<[u8]>::to_vec),
+            );
+            shape.select(&batch, None)
+        });
+        let (tiers, shape) = (tiers.clone(), Arc::clone(&self.shape));
+        let (read, read_apart) = (self.read.clone(), self.read_apart.clone());
+        let predicate = self.predicate.clone();
+        let cold = futures::stream::once(async move {
+            let hot_ids = Arc::new(std::mem::take(&mut *hot_ids.lock().unwrap_or_else(|p| p.into_inner())));
+            let manifest = tiers
+                .rows
+                .manifest(&tiers.table, &tiers.partition)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            if manifest.may_hold_superseded_versions() {
+                // A flush since the plan was made wrote a second version of some row: the
+                // statement runs again, with the plan that keeps the newest.
+                return Err(DataFusionError::External(Box::new(DomainError::ReadRacedFlush(
+                    format!(
+                        "a flush of {} ran while it was read; run the statement again",
+                        tiers.table.id
+                    ),
+                ))));
+            }
+            // Only a segment whose row ids overlap those read hot can hold an older
+            // version of one of them.
+            let hot_range = hot_ids.iter().min().zip(hot_ids.iter().max());
+            let mut segments: Vec<&Segment> = manifest.segments.iter().collect();
+            if let Some(pruning) = predicate.as_ref().and_then(|p| p.pruning.as_ref()) {
+                let statistics = SegmentStatistics {
+                    segments: &segments,
+                    table: &tiers.table,
+                    schema: &tiers.schema,
+                };
+                let keep = pruning.prune(&statistics)?;
+                let mut keep = keep.into_iter();
+                segments.retain(|_| keep.next().unwrap_or(true));
+            }
+            let (overlapping, apart): (Vec<&Segment>, Vec<&Segment>) =
+                segments
+                    .into_iter()
+                    .partition(|segment| match (&segment.row_ids, hot_range) {
+                        (_, None) => false,
+                        (Some((low, high)), Some((hot_low, hot_high))) => low <= hot_high && hot_low <= high,
+                        (None, Some(_)) => true,
+                    });
+            let mut streams = Vec::with_capacity(2);
+            for (segments, superseded) in [(overlapping, Some(hot_ids)), (apart, None)] {
+                if segments.is_empty() {
+                    continue;
+                }
+                let shape = Arc::clone(&shape);
+                let predicate = predicate.as_ref().map(|p| Arc::clone(&p.physical));
+                let columns = if superseded.is_some() { &read } else { &read_apart };
+                let stream = read_segments(&tiers, &segments, columns.clone(), predicate, Arc::clone(&ctx))?;
+                streams.push(stream.map(move |batch| shape.select(&batch?, superseded.as_deref())));
+            }
+            Ok(futures::stream::iter(streams).flatten())
+        })
+        .try_flatten();
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.shape.output),
+            hot.chain(cold),
+        ))
     }
 }
 
@@ -183,26 +557,31 @@ impl PartitionStream for TieredStream {
                 .rows
                 .manifest(&tiers.table, &tiers.partition)
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            segments(&tiers, &manifest, projection, ctx)
+            let segments: Vec<&Segment> = manifest.segments.iter().collect();
+            read_segments(&tiers, &segments, projection, None, ctx)
         })
         .try_flatten();
         Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), hot.chain(cold)))
     }
 }
 
-/// The rows of a manifest's segments, through DataFusion's Parquet reader. A column
-/// added after a segment was written reads as the value the ALTER gave older rows (its
-/// default, else NULL), as hot rows of older schema versions do.
-fn segments(
+/// The rows of `segments`, through DataFusion's Parquet reader, its files spread over the
+/// session's target partitions and read concurrently. A column added after a segment was
+/// written reads as the value the ALTER gave older rows (its default, else NULL), as hot
+/// rows of older schema versions do.
+fn read_segments(
     tiers: &Tiers,
-    manifest: &Manifest,
+    segments: &[&Segment],
     projection: Vec<usize>,
+    predicate: Option<Arc<dyn PhysicalExpr>>,
     ctx: Arc<TaskContext>,
 ) -> Result<SendableRecordBatchStream> {
+    tiers.cold.count_segments_read(segments.len());
     let columns = &tiers.table.schema().columns;
+    let partitions = ctx.session_config().target_partitions().max(1);
     // Segments grouped by the columns they lack (positions in the projected output).
     let mut groups: Vec<(Vec<usize>, Vec<PartitionedFile>)> = Vec::new();
-    for segment in &manifest.segments {
+    for segment in segments {
         let missing: Vec<usize> = projection
             .iter()
             .enumerate()
@@ -219,12 +598,25 @@ fn segments(
     let projected: SchemaRef = Arc::new(tiers.schema.project(&projection)?);
     let mut streams = Vec::with_capacity(groups.len());
     for (missing, files) in groups {
-        let source = Arc::new(ParquetSource::new(Arc::clone(&tiers.schema)));
-        let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source)
-            .with_file_group(FileGroup::new(files))
-            .with_projection_indices(Some(projection.clone()))?
-            .build();
-        let stream = DataSourceExec::from_data_source(config).execute(0, Arc::clone(&ctx))?;
+        let mut source = ParquetSource::new(Arc::clone(&tiers.schema));
+        // Row groups are skipped by their statistics only where the file holds every
+        // column: a column added later reads as its fill value, which they do not know.
+        if let Some(predicate) = predicate.as_ref().filter(|_| missing.is_empty()) {
+            source = source.with_predicate(Arc::clone(predicate));
+        }
+        let source = Arc::new(source);
+        let mut config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source);
+        let per_group = files.len().div_ceil(partitions);
+        for group in files.chunks(per_group) {
+            config = config.with_file_group(FileGroup::new(group.to_vec()));
+        }
+        let exec: Arc<dyn ExecutionPlan> =
+            DataSourceExec::from_data_source(config.with_projection_indices(Some(projection.clone()))?.build());
+        let stream = if per_group < files.len() {
+            CoalescePartitionsExec::new(exec).execute(0, Arc::clone(&ctx))?
+        } else {
+            exec.execute(0, Arc::clone(&ctx))?
+        };
         if missing.is_empty() {
             streams.push(stream);
             continue;

@@ -51,6 +51,8 @@ pub const SEGMENT_ROW_ID_COLUMN: &str = "_row_id";
 #[derive(Debug, Clone)]
 pub struct ColdStorage {
     data_dir: PathBuf,
+    /// Segments handed to the Parquet reader by reads (shared by clones).
+    segments_read: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ColdStorage {
@@ -62,7 +64,22 @@ impl ColdStorage {
         let data_dir = std::fs::canonicalize(&data_dir)
             .or_else(|_| std::path::absolute(&data_dir))
             .unwrap_or(data_dir);
-        Self { data_dir }
+        Self {
+            data_dir,
+            segments_read: std::sync::Arc::default(),
+        }
+    }
+
+    /// How many segments reads have opened: with the segments the manifests list, it
+    /// shows how many the queries' filters skipped.
+    pub fn segments_read(&self) -> u64 {
+        self.segments_read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts segments a read opens.
+    pub(crate) fn count_segments_read(&self, segments: usize) {
+        self.segments_read
+            .fetch_add(segments as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The folder a storage's templates are relative to.

@@ -101,7 +101,10 @@ impl TableProvider for KvTable {
         Ok(filters
             .iter()
             .map(|f| {
-                if mentions_deleted(f) || (self.keyed_by_primary_key() && is_primary_key_filter(self.table.schema(), f))
+                // With a cold tier, any filter may skip segments (see `MergedScan`).
+                if mentions_deleted(f)
+                    || self.cold.is_some()
+                    || (self.keyed_by_primary_key() && is_primary_key_filter(self.table.schema(), f))
                 {
                     TableProviderFilterPushDown::Inexact
                 } else {
@@ -137,6 +140,8 @@ impl TableProvider for KvTable {
                     storage,
                     output: &self.schema,
                     include_deleted,
+                    manifest: &manifest,
+                    filters,
                 };
                 return merged.plan(state, &projection).await;
             }
