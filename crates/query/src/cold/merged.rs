@@ -391,32 +391,21 @@ impl PartitionStream for DisjointTiers {
         let tiers = &self.tiers;
         let hot_ids: Arc<Mutex<HashSet<Vec<u8>>>> = Arc::default();
         let (shape, ids) = (Arc::clone(&self.shape), Arc::clone(&hot_ids));
-        let hot = KvPartitionStream {
-            table: Arc::clone(&tiers.table),
-            partition: tiers.partition.clone(),
-            rows: Arc::clone(&tiers.rows),
-            request: ScanRequest {
-                include_deleted: true,
-                ..ScanRequest::all()
-            },
-            projection: self.read.clone(),
-            schema: Arc::clone(&self.read_schema),
-            expect_unflushed: false,
-        }
-        .execute(Arc::clone(&ctx))
-        .map(move |batch| {
-            let batch = batch?;
-            let mut ids = ids.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            ids.extend(
-                batch
-                    .column(shape.row_id)
-                    .as_binary::<i32>()
-                    .iter()
-                    .flatten()
-                    .map(<[u8]>::to_vec),
-            );
-            shape.select(&batch, None)
-        });
+        let hot = tiers
+            .hot_versions(self.read.clone(), Arc::clone(&self.read_schema), Arc::clone(&ctx))
+            .map(move |batch| {
+                let batch = batch?;
+                let mut ids = ids.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                ids.extend(
+                    batch
+                        .column(shape.row_id)
+                        .as_binary::<i32>()
+                        .iter()
+                        .flatten()
+                        .map(<[u8]>::to_vec),
+                );
+                shape.select(&batch, None)
+            });
         let (tiers, shape) = (tiers.clone(), Arc::clone(&self.shape));
         let (read, read_apart) = (self.read.clone(), self.read_apart.clone());
         let predicate = self.predicate.clone();
@@ -490,6 +479,31 @@ struct Tiers {
     schema: SchemaRef,
 }
 
+impl Tiers {
+    /// Every hot version of the partition (deleted ones too), `projection` of the full
+    /// layout, with `schema`.
+    fn hot_versions(
+        &self,
+        projection: Vec<usize>,
+        schema: SchemaRef,
+        ctx: Arc<TaskContext>,
+    ) -> SendableRecordBatchStream {
+        KvPartitionStream {
+            table: Arc::clone(&self.table),
+            partition: self.partition.clone(),
+            rows: Arc::clone(&self.rows),
+            request: ScanRequest {
+                include_deleted: true,
+                ..ScanRequest::all()
+            },
+            projection,
+            schema,
+            expect_unflushed: false,
+        }
+        .execute(ctx)
+    }
+}
+
 #[async_trait]
 impl TableProvider for Tiers {
     fn schema(&self) -> SchemaRef {
@@ -538,19 +552,7 @@ impl PartitionStream for TieredStream {
 
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let tiers = &self.tiers;
-        let hot = KvPartitionStream {
-            table: Arc::clone(&tiers.table),
-            partition: tiers.partition.clone(),
-            rows: Arc::clone(&tiers.rows),
-            request: ScanRequest {
-                include_deleted: true,
-                ..ScanRequest::all()
-            },
-            projection: self.projection.clone(),
-            schema: Arc::clone(&self.schema),
-            expect_unflushed: false,
-        }
-        .execute(Arc::clone(&ctx));
+        let hot = tiers.hot_versions(self.projection.clone(), Arc::clone(&self.schema), Arc::clone(&ctx));
         let (tiers, projection) = (tiers.clone(), self.projection.clone());
         let cold = futures::stream::once(async move {
             let manifest = tiers
