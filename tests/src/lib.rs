@@ -6,8 +6,47 @@ pub mod server;
 pub mod slt;
 pub mod ws_client;
 
-use calamus_query::StatementOutput;
+use calamus::{Database, StorageBackend};
+use calamus_query::{Session, StatementOutput};
 use datafusion::arrow::util::display::array_value_to_string;
+
+/// A database opened in a temporary data directory (removed when dropped), with a runtime
+/// to run its statements on: for tests that drive the engine without a server.
+pub struct OpenDatabase {
+    /// The database.
+    pub db: Database,
+    runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+impl OpenDatabase {
+    /// A new, empty database with `backend`.
+    pub fn new(backend: StorageBackend) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let db = Database::open(backend, &dir.path().join("data")).expect("the database opens");
+        Self {
+            db,
+            runtime: bench_support::runtime(),
+            _dir: dir,
+        }
+    }
+
+    /// Runs `sql` as `session`; panics naming the statement if it fails.
+    pub fn run(&self, session: &mut Session, sql: &str) -> Vec<StatementOutput> {
+        self.block_on(self.db.engine.execute(session, sql, &[]))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Runs `sql` as root; panics naming the statement if it fails.
+    pub fn run_as_root(&self, sql: &str) -> Vec<StatementOutput> {
+        self.run(&mut Session::root(), sql)
+    }
+
+    /// Runs `future` to its end on the database's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+}
 
 /// Every cell of every row of a query's output, as text (panics if it is not rows).
 pub fn cells(output: &StatementOutput) -> Vec<Vec<String>> {

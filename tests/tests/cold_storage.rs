@@ -324,34 +324,18 @@ fn random_dml_with_flushes_reads_like_a_twin_that_never_flushes(backend: Storage
     });
 }
 
-/// The one value of a one-row, one-column query, as text.
-fn single_value(db: &Database, sql: &str) -> String {
-    let runtime = calamus_tests::bench_support::runtime();
-    let outputs = runtime
-        .block_on(db.engine.execute(&mut Session::root(), sql, &[]))
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    match &outputs[0] {
-        StatementOutput::Rows { batches, .. } => {
-            let batch = batches.iter().find(|b| b.num_rows() > 0).expect("a row");
-            datafusion::arrow::util::display::array_value_to_string(batch.column(0), 0).expect("printable")
-        }
-        other => panic!("{other:?}"),
-    }
-}
-
 /// Five segments of 100 rows with distinct ranges of `id`, `grp` and `n`, a column added
 /// after the third, and hot rows: filters on stored columns open only the segments that
 /// may hold a match (`segments_read`), and every answer equals the rows' own count; once a
 /// row has two flushed versions the read keeps the newest and still answers right.
 fn filters_skip_segments_their_statistics_rule_out(backend: StorageBackend) {
-    let runtime = calamus_tests::bench_support::runtime();
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(backend, &dir.path().join("data")).unwrap();
+    let open = calamus_tests::OpenDatabase::new(backend);
+    let db = &open.db;
     let run = |sql: &str| {
-        runtime
-            .block_on(db.engine.execute(&mut Session::root(), sql, &[]))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        open.run_as_root(sql);
     };
+    // The one value of a one-row, one-column query, as text.
+    let single_value = |sql: &str| calamus_tests::cells(&open.run_as_root(sql)[0])[0][0].clone();
     run("CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY, grp TEXT, n BIGINT)");
     for segment in 0..5 {
         if segment == 3 {
@@ -366,7 +350,7 @@ fn filters_skip_segments_their_statistics_rule_out(backend: StorageBackend) {
     run("INSERT INTO app.t (id, grp, n) VALUES (500, 'hot', 5000), (501, 'hot', 5010)");
     let opened = |sql: &str, expected: &str| -> u64 {
         let before = db.engine.segments_read();
-        assert_eq!(single_value(&db, sql), expected, "{backend}: {sql}");
+        assert_eq!(single_value(sql), expected, "{backend}: {sql}");
         db.engine.segments_read() - before
     };
     assert_eq!(opened("SELECT count(*) FROM app.t", "502"), 5);
@@ -386,7 +370,7 @@ fn filters_skip_segments_their_statistics_rule_out(backend: StorageBackend) {
     run("UPDATE app.t SET n = 123456 WHERE id = 150");
     assert_eq!(opened("SELECT count(*) FROM app.t WHERE n = 1500", "0"), 1);
     run("FLUSH TABLE app.t");
-    assert_eq!(single_value(&db, "SELECT count(*) FROM app.t WHERE n = 1500"), "0");
-    assert_eq!(single_value(&db, "SELECT n FROM app.t WHERE id = 150"), "123456");
-    assert_eq!(single_value(&db, "SELECT count(*) FROM app.t"), "502");
+    assert_eq!(single_value("SELECT count(*) FROM app.t WHERE n = 1500"), "0");
+    assert_eq!(single_value("SELECT n FROM app.t WHERE id = 150"), "123456");
+    assert_eq!(single_value("SELECT count(*) FROM app.t"), "502");
 }

@@ -3,7 +3,7 @@
 //! live stays deleted (removing it would show that version again), and each table cleaned
 //! is a `deleted_cleanup` row of `system.jobs`.
 
-use calamus::{Database, StorageBackend};
+use calamus::StorageBackend;
 use calamus_domain::UserId;
 use calamus_domain::ids::now_millis;
 use calamus_domain::model::Role;
@@ -17,13 +17,9 @@ fn cells(outputs: &[StatementOutput]) -> Vec<Vec<String>> {
 }
 
 fn rows_deleted_past_the_retention_are_removed_for_good(backend: StorageBackend) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(backend, &dir.path().join("data")).unwrap();
-    let run = |session: &mut Session, sql: &str| {
-        rt.block_on(db.engine.execute(session, sql, &[]))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    };
+    let open = calamus_tests::OpenDatabase::new(backend);
+    let db = &open.db;
+    let run = |session: &mut Session, sql: &str| open.run(session, sql);
     let mut root = Session::root();
     run(
         &mut root,
@@ -59,7 +55,7 @@ fn rows_deleted_past_the_retention_are_removed_for_good(backend: StorageBackend)
     // Within the retention nothing goes.
     let (catalog, rows) = (db.engine.catalog(), db.engine.rows());
     assert_eq!(
-        rt.block_on(purge_expired(catalog.as_ref(), rows.as_ref(), now_millis()))
+        open.block_on(purge_expired(catalog.as_ref(), rows.as_ref(), now_millis()))
             .unwrap(),
         0
     );
@@ -69,7 +65,7 @@ fn rows_deleted_past_the_retention_are_removed_for_good(backend: StorageBackend)
     // were never flushed go; alice's row 1, whose flushed version is live, stays deleted.
     let later = now_millis() + 25 * 3_600_000;
     assert_eq!(
-        rt.block_on(purge_expired(catalog.as_ref(), rows.as_ref(), later))
+        open.block_on(purge_expired(catalog.as_ref(), rows.as_ref(), later))
             .unwrap(),
         2
     );
@@ -90,7 +86,7 @@ fn rows_deleted_past_the_retention_are_removed_for_good(backend: StorageBackend)
     assert_eq!(jobs, [["kept", "completed", "2"]]);
     // A second run finds nothing more.
     assert_eq!(
-        rt.block_on(purge_expired(catalog.as_ref(), rows.as_ref(), later))
+        open.block_on(purge_expired(catalog.as_ref(), rows.as_ref(), later))
             .unwrap(),
         0
     );

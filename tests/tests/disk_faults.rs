@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use calamus::StorageBackend;
-use calamus_domain::{DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, WriteBatch};
+use calamus::disk_space::{WriteCheck, WriteGate};
+use calamus_domain::DomainError;
 use calamus_tests::server::TestServer;
 
 /// A tmpfs of `megabytes` mounted on a new folder, unmounted when dropped.
@@ -267,71 +268,6 @@ fn a_read_only_disk_is_a_clear_start_error_and_nothing_is_lost(backend: StorageB
     assert_eq!(writer.insert(&server).status, 200);
 }
 
-/// The store over another engine whose file system may turn read-only: while `read_only`
-/// is set, every write fails the way the backends report `EROFS`; reads go on.
-struct ReadOnlyFault {
-    inner: Arc<dyn KvEngine>,
-    read_only: Arc<AtomicBool>,
-}
-
-impl ReadOnlyFault {
-    fn check(&self) -> DomainResult<()> {
-        if self.read_only.load(Ordering::SeqCst) {
-            return Err(DomainError::DiskReadOnly(
-                "writing the store: Read-only file system (os error 30)".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl KvEngine for ReadOnlyFault {
-    fn backend_name(&self) -> &'static str {
-        self.inner.backend_name()
-    }
-
-    fn create_keyspace(&self, keyspace: &str) -> DomainResult<()> {
-        self.check()?;
-        self.inner.create_keyspace(keyspace)
-    }
-
-    fn drop_keyspace(&self, keyspace: &str) -> DomainResult<()> {
-        self.check()?;
-        self.inner.drop_keyspace(keyspace)
-    }
-
-    fn keyspaces(&self) -> DomainResult<Vec<String>> {
-        self.inner.keyspaces()
-    }
-
-    fn get(&self, keyspace: &str, key: &[u8]) -> DomainResult<Option<Vec<u8>>> {
-        self.inner.get(keyspace, key)
-    }
-
-    fn write(&self, batch: WriteBatch) -> DomainResult<()> {
-        self.check()?;
-        self.inner.write(batch)
-    }
-
-    fn scan<'a>(&'a self, keyspace: &str, range: KeyRange, reverse: bool) -> DomainResult<KvIter<'a>> {
-        self.inner.scan(keyspace, range, reverse)
-    }
-
-    fn scan_limited(&self, keyspace: &str, range: KeyRange, reverse: bool, limit: usize) -> DomainResult<Vec<KvPair>> {
-        self.inner.scan_limited(keyspace, range, reverse, limit)
-    }
-
-    fn sync(&self) -> DomainResult<()> {
-        self.check()?;
-        self.inner.sync()
-    }
-
-    fn checkpoint(&self, target: &Path) -> DomainResult<()> {
-        self.check()?;
-        self.inner.checkpoint(target)
-    }
-}
-
 /// Segment files (`batch-<n>.parquet`) under `folder`.
 fn segment_files(folder: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
@@ -355,11 +291,17 @@ fn a_store_turned_read_only_under_the_server_refuses_writes_and_recovers(backend
     let data_dir = dir.path().join("data");
     let read_only = Arc::new(AtomicBool::new(false));
     let fault = Arc::clone(&read_only);
+    // The store's writes fail as the backends report `EROFS` while `read_only` is set.
     let layer: calamus::StoreLayer = Box::new(move |inner| {
-        Arc::new(ReadOnlyFault {
-            inner,
-            read_only: fault,
-        })
+        let check: WriteCheck = Box::new(move || {
+            if fault.load(Ordering::SeqCst) {
+                return Err(DomainError::DiskReadOnly(
+                    "writing the store: Read-only file system (os error 30)".into(),
+                ));
+            }
+            Ok(())
+        });
+        Arc::new(WriteGate::new(inner, check))
     });
     let server = TestServer::try_start_layered(backend, &data_dir, |_| {}, layer).expect("the server starts");
     let mut writer = Writer::new(&server);

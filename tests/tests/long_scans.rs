@@ -2,11 +2,10 @@
 //! double up to 16,384), with deleted rows spread through them, answer exactly: counts,
 //! sums, projections, `_deleted`, an ALTERed column and an OFFSET deep inside the scan.
 
-use calamus::{Database, StorageBackend};
+use calamus::StorageBackend;
 use calamus_domain::UserId;
 use calamus_domain::model::Role;
 use calamus_query::{Session, StatementOutput};
-use tempfile::TempDir;
 
 calamus_tests::on_both_backends!(long_scans_with_deleted_rows_answer_exactly,);
 
@@ -17,13 +16,8 @@ fn cells(outputs: &[StatementOutput]) -> Vec<Vec<String>> {
 }
 
 fn long_scans_with_deleted_rows_answer_exactly(backend: StorageBackend) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = TempDir::new().unwrap();
-    let db = Database::open(backend, &dir.path().join("data")).unwrap();
-    let run = |session: &mut Session, sql: &str| {
-        rt.block_on(db.engine.execute(session, sql, &[]))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    };
+    let open = calamus_tests::OpenDatabase::new(backend);
+    let run = |session: &mut Session, sql: &str| open.run(session, sql);
     let mut root = Session::root();
     run(
         &mut root,

@@ -13,7 +13,7 @@ use calamus_query::live::LiveQueries;
 
 use crate::backup::DataDirectoryBackups;
 use crate::config::StorageConfig;
-use crate::disk_space::FreeSpaceGuard;
+use crate::disk_space::WriteGate;
 use crate::error::AppError;
 
 /// A layer put over the opened store before anything else uses it, under the free-space
@@ -176,7 +176,7 @@ impl Database {
         std::fs::create_dir_all(data_dir).map_err(|e| data_dir_error(data_dir, e.to_string()))?;
         check_backend_marker(data_dir, backend)?;
         let store = data_dir.join(STORE_DIR);
-        let kv: Arc<dyn KvEngine> = Arc::new(FreeSpaceGuard::new(
+        let kv: Arc<dyn KvEngine> = Arc::new(WriteGate::free_space(
             layer(open_store(backend, &store, storage.sync_writes)?),
             &store,
             storage.min_free_bytes,

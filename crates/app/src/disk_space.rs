@@ -5,50 +5,55 @@
 //! write it could not make durable. Above the floor again (space freed), writes simply
 //! work: nothing to restart.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use calamus_domain::{DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, WriteBatch};
 
-/// The `KvEngine` port over another one, refusing writes while the disk holding `path` has
-/// less than `min_free_bytes` available.
-pub struct FreeSpaceGuard {
+/// Whether a write may go ahead; an `Err` is what it is refused with.
+pub type WriteCheck = Box<dyn Fn() -> DomainResult<()> + Send + Sync>;
+
+/// The `KvEngine` port over another one, asking a check before every write (a batch, a
+/// new keyspace). Reads, drops (they free space), syncs and checkpoints pass unasked.
+pub struct WriteGate {
     inner: Arc<dyn KvEngine>,
-    path: PathBuf,
-    min_free_bytes: u64,
+    check: WriteCheck,
 }
 
-impl FreeSpaceGuard {
-    /// Guards `inner`, whose files are under `path`; a floor of 0 checks nothing.
-    pub fn new(inner: Arc<dyn KvEngine>, path: &Path, min_free_bytes: u64) -> Self {
-        Self {
-            inner,
-            path: path.to_path_buf(),
-            min_free_bytes,
-        }
+impl WriteGate {
+    /// Asks `check` before each write to `inner`.
+    pub fn new(inner: Arc<dyn KvEngine>, check: WriteCheck) -> Self {
+        Self { inner, check }
     }
 
-    /// Refuses when the file system is read-only or below the floor. A disk whose state
-    /// cannot be read is not refused: the engine's own error then says what is wrong.
-    fn check(&self) -> DomainResult<()> {
-        if self.min_free_bytes == 0 {
-            return Ok(());
-        }
-        match disk_state(&self.path) {
-            Some(DiskState { read_only: true, .. }) => Err(DomainError::DiskReadOnly(format!(
-                "the file system holding {} is mounted read-only; writes are refused until it is writable",
-                self.path.display()
-            ))),
-            Some(DiskState {
-                available_bytes: free, ..
-            }) if free < self.min_free_bytes => Err(DomainError::DiskFull(format!(
-                "{free} bytes are free on the disk of {}, below the floor of {} bytes \
-                 (storage.min_free_bytes); writes are refused until space is freed",
-                self.path.display(),
-                self.min_free_bytes
-            ))),
-            _ => Ok(()),
-        }
+    /// Refuses writes to `inner`, whose files are under `path`, while that file system is
+    /// read-only or has less than `min_free_bytes` available; a floor of 0 checks nothing.
+    /// A disk whose state cannot be read is not refused: the engine's own error then says
+    /// what is wrong.
+    pub fn free_space(inner: Arc<dyn KvEngine>, path: &Path, min_free_bytes: u64) -> Self {
+        let path = path.to_path_buf();
+        Self::new(inner, Box::new(move || check_free_space(&path, min_free_bytes)))
+    }
+}
+
+/// The free-space floor's check (see [`WriteGate::free_space`]).
+fn check_free_space(path: &Path, min_free_bytes: u64) -> DomainResult<()> {
+    if min_free_bytes == 0 {
+        return Ok(());
+    }
+    match disk_state(path) {
+        Some(DiskState { read_only: true, .. }) => Err(DomainError::DiskReadOnly(format!(
+            "the file system holding {} is mounted read-only; writes are refused until it is writable",
+            path.display()
+        ))),
+        Some(DiskState {
+            available_bytes: free, ..
+        }) if free < min_free_bytes => Err(DomainError::DiskFull(format!(
+            "{free} bytes are free on the disk of {}, below the floor of {min_free_bytes} bytes \
+             (storage.min_free_bytes); writes are refused until space is freed",
+            path.display(),
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -92,13 +97,13 @@ pub fn disk_state(_path: &Path) -> Option<DiskState> {
     None
 }
 
-impl KvEngine for FreeSpaceGuard {
+impl KvEngine for WriteGate {
     fn backend_name(&self) -> &'static str {
         self.inner.backend_name()
     }
 
     fn create_keyspace(&self, keyspace: &str) -> DomainResult<()> {
-        self.check()?;
+        (self.check)()?;
         self.inner.create_keyspace(keyspace)
     }
 
@@ -116,7 +121,7 @@ impl KvEngine for FreeSpaceGuard {
     }
 
     fn write(&self, batch: WriteBatch) -> DomainResult<()> {
-        self.check()?;
+        (self.check)()?;
         self.inner.write(batch)
     }
 
@@ -148,7 +153,7 @@ mod tests {
         let mut inner = MockKvEngine::new();
         inner.expect_write().never();
         inner.expect_get().returning(|_, _| Ok(Some(b"v".to_vec())));
-        let guard = FreeSpaceGuard::new(Arc::new(inner), Path::new("."), u64::MAX);
+        let guard = WriteGate::free_space(Arc::new(inner), Path::new("."), u64::MAX);
         let error = guard.write(WriteBatch::new()).unwrap_err();
         assert!(matches!(error, DomainError::DiskFull(_)), "{error}");
         assert!(error.to_string().contains("storage.min_free_bytes"), "{error}");
@@ -159,7 +164,7 @@ mod tests {
     fn writes_pass_above_the_floor() {
         let mut inner = MockKvEngine::new();
         inner.expect_write().times(1).returning(|_| Ok(()));
-        let guard = FreeSpaceGuard::new(Arc::new(inner), Path::new("."), 1);
+        let guard = WriteGate::free_space(Arc::new(inner), Path::new("."), 1);
         guard.write(WriteBatch::new()).unwrap();
         assert!(disk_state(Path::new(".")).is_some_and(|disk| disk.available_bytes > 0 && !disk.read_only));
     }
