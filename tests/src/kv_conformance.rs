@@ -7,6 +7,7 @@
 
 mod batches;
 mod checkpoints;
+mod compaction;
 mod durability;
 mod keyspaces;
 mod ordering;
@@ -21,6 +22,7 @@ use tempfile::TempDir;
 
 pub use batches::*;
 pub use checkpoints::*;
+pub use compaction::*;
 pub use durability::*;
 pub use keyspaces::*;
 pub use ordering::*;
@@ -67,6 +69,7 @@ macro_rules! kv_conformance_tests {
                 checkpoint_is_a_copy_as_of_one_moment,
                 checkpoint_under_concurrent_writes_holds_whole_batches,
                 checkpoint_into_an_existing_folder_is_refused,
+                compaction_keeps_every_live_pair,
             );
 
             #[test]

@@ -31,6 +31,23 @@ impl OpenDatabase {
         }
     }
 
+    /// A new, empty database with `backend`, `layer` put over its store (see
+    /// [`calamus::StoreLayer`]).
+    pub fn with_layer(backend: StorageBackend, layer: calamus::StoreLayer) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let storage = calamus::config::StorageConfig {
+            backend,
+            data_dir: dir.path().join("data"),
+            ..Default::default()
+        };
+        let db = Database::open_layered(&storage, layer).expect("the database opens");
+        Self {
+            db,
+            runtime: bench_support::runtime(),
+            _dir: dir,
+        }
+    }
+
     /// Runs `sql` as `session`; panics naming the statement if it fails.
     pub fn run(&self, session: &mut Session, sql: &str) -> Vec<StatementOutput> {
         self.block_on(self.db.engine.execute(session, sql, &[]))

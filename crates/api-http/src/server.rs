@@ -17,7 +17,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, watch};
 
 use crate::auth::{Authenticator, LoginThrottle, TokenKeys};
@@ -30,6 +30,13 @@ use crate::response::{Body, bytes_response, elapsed_ms, error_response, json_res
 use crate::sql::{self, SqlLimits};
 use crate::tasks::TaskCount;
 use crate::ws;
+
+/// Connections the kernel completes and queues for the server to accept. A burst of
+/// clients connecting at once (a thousand reconnecting after a restart) beyond the queue
+/// has its handshakes dropped or answered with SYN cookies, and a client whose cookie
+/// handshake finds the queue still full sees its first request reset. The kernel lowers
+/// it to `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -88,7 +95,14 @@ pub struct ApiServer {
 impl ApiServer {
     /// Binds `config.listen`.
     pub async fn bind(engine: Arc<QueryEngine>, config: HttpConfig) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(config.listen).await?;
+        let socket = if config.listen.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(config.listen)?;
+        let listener = socket.listen(LISTEN_BACKLOG)?;
         Ok(Self {
             listener,
             state: Arc::new(ApiState::new(engine, config)),

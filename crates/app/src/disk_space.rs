@@ -137,6 +137,12 @@ impl KvEngine for WriteGate {
         self.inner.sync()
     }
 
+    fn compact_range(&self, keyspace: &str, range: KeyRange) -> DomainResult<()> {
+        // A compaction writes new files before it frees the old ones.
+        (self.check)()?;
+        self.inner.compact_range(keyspace, range)
+    }
+
     fn checkpoint(&self, target: &Path) -> DomainResult<()> {
         self.inner.checkpoint(target)
     }

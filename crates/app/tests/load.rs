@@ -49,6 +49,29 @@ fn first_integer(answer: &Value) -> Option<i64> {
     cell.as_i64().or_else(|| cell.as_str()?.parse().ok())
 }
 
+/// Runs `statement` over `agent`; a failure says what went wrong (transport, status,
+/// body), so a failing run can be told apart from a slow one.
+fn send(agent: &ureq::Agent, port: u16, authorization: &str, statement: &str) -> Result<Value, String> {
+    let body = json!({ "sql": statement }).to_string();
+    let mut response = agent
+        .post(format!("http://127.0.0.1:{port}/v1/api/sql"))
+        .header("Authorization", authorization)
+        .send(body.as_bytes())
+        .map_err(|error| format!("sending: {error}"))?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|error| format!("status {status}, reading the body: {error}"))?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|error| format!("status {status}, not JSON ({error}): {text}"))?;
+    if status == 200 {
+        Ok(value)
+    } else {
+        Err(format!("status {status}: {value}"))
+    }
+}
+
 /// One connection's client: what it wrote (id → v), its request latencies, its failures.
 #[derive(Default)]
 struct Client {
@@ -69,12 +92,12 @@ fn run_client(port: u16, index: usize, authorization: &str, start: &Barrier, sto
     let mut client = Client::default();
     let request = |client: &mut Client, statement: &str| -> Option<Value> {
         let began = Instant::now();
-        let answer = sql(&agent, port, authorization, statement);
+        let answer = send(&agent, port, authorization, statement);
         client.latencies_us.push(began.elapsed().as_micros() as u64);
         match answer {
             Ok(value) => Some(value),
             Err(error) => {
-                client.failures.push(format!("{statement}: {error:?}"));
+                client.failures.push(format!("{statement}: {error}"));
                 None
             }
         }

@@ -203,6 +203,12 @@ pub trait KvEngine: Send + Sync + 'static {
     /// Makes every acknowledged write durable against an operating-system crash too.
     fn sync(&self) -> DomainResult<()>;
 
+    /// Drops what deleted keys of `range` left behind, so later scans of it step over
+    /// nothing but live keys. No key or value changes. An engine whose deletes leave
+    /// nothing behind does nothing; RocksDB keeps a tombstone per deleted key until a
+    /// compaction drops it, and a scan reads every one it meets.
+    fn compact_range(&self, keyspace: &str, range: KeyRange) -> DomainResult<()>;
+
     /// Writes a copy of every keyspace, as of one moment, into a new store at `target` (a
     /// folder that must not exist yet), synced to disk, which this backend opens like its
     /// own. Writes may go on meanwhile; each backend documents what they wait for.

@@ -163,6 +163,15 @@ pub trait RowStore: std::fmt::Debug + Send + Sync + 'static {
     /// The partitions of a table holding hot rows (what a flush of the table visits).
     fn hot_partitions(&self, table: &TableDefinition) -> DomainResult<Vec<Partition>>;
 
+    /// The smallest and the largest row id of a partition's hot versions (deleted ones
+    /// too), or `None` when it has none: two reads, each at its own moment, so a hint for
+    /// planning a read, never a bound a result relies on.
+    fn hot_row_id_range(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+    ) -> DomainResult<Option<(Vec<u8>, Vec<u8>)>>;
+
     /// Hands flushed rows over to the cold tier in one atomic write: `segment` (already
     /// written and synced) joins the partition's manifest, and each flushed
     /// `(row id, _seq, deleted)` leaves the hot tier unless the row was written again
@@ -174,4 +183,10 @@ pub trait RowStore: std::fmt::Debug + Send + Sync + 'static {
         segment: Segment,
         flushed: Vec<(Vec<u8>, i64, bool)>,
     ) -> DomainResult<u64>;
+
+    /// Drops what the hot versions a flush or a clean-up removed left behind in the store,
+    /// so scans of the table's hot tier step over live versions only (see
+    /// [`crate::KvEngine::compact_range`]). No row changes. Blocks while the store
+    /// rewrites the table's hot rows.
+    fn compact_hot(&self, table: &TableDefinition) -> DomainResult<()>;
 }

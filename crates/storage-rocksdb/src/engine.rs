@@ -10,8 +10,9 @@ use std::sync::Arc;
 use calamus_domain::{DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, WriteBatch, WriteOp};
 use parking_lot::Mutex;
 use rocksdb::{
-    BlockBasedOptions, BoundColumnFamily, Cache, ColumnFamilyDescriptor, DBCompressionType, DBIteratorWithThreadMode,
-    DBWithThreadMode, IteratorMode, MultiThreaded, Options, ReadOptions, WriteOptions,
+    BlockBasedOptions, BottommostLevelCompaction, BoundColumnFamily, Cache, ColumnFamilyDescriptor, CompactOptions,
+    DBCompressionType, DBIteratorWithThreadMode, DBWithThreadMode, IteratorMode, MultiThreaded, Options, ReadOptions,
+    WriteOptions,
 };
 
 use crate::config::RocksDbConfig;
@@ -75,6 +76,9 @@ fn column_family_options(config: &RocksDbConfig) -> Options {
     // The crate is built without compression libraries (default-features = false): say so
     // explicitly rather than rely on RocksDB falling back when Snappy is missing.
     options.set_compression_type(DBCompressionType::None);
+    // A table file where deletes crowd the live keys (rows flushed to Parquet, expired
+    // STREAM rows) is compacted in the background, so scans stop stepping over them.
+    options.add_compact_on_deletion_collector_factory(10_000, 5_000, 0.5);
     options
 }
 
@@ -213,6 +217,20 @@ impl KvEngine for RocksDbEngine {
             .map_err(|e| storage_error("syncing the write-ahead log", e))
     }
 
+    /// A manual compaction of the range through every level, the last one included: a
+    /// table file moved down whole keeps its tombstones, so the last level is rewritten
+    /// too, and there a tombstone with nothing below it is dropped.
+    fn compact_range(&self, keyspace: &str, range: KeyRange) -> DomainResult<()> {
+        let column_family = self.column_family(keyspace)?;
+        let Some((lower, upper)) = iterate_bounds(range) else {
+            return Ok(());
+        };
+        let mut options = CompactOptions::default();
+        options.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
+        self.db.compact_range_cf_opt(&column_family, lower, upper, &options);
+        Ok(())
+    }
+
     /// A RocksDB checkpoint: the table files are hard-linked (copied when `target` is on
     /// another file system) and the write-ahead log copied, so writes go on meanwhile and the
     /// copy holds every batch acknowledged before it, whole. Keyspaces are not created or
@@ -302,4 +320,62 @@ fn storage_error(context: impl Display, error: rocksdb::Error) -> DomainError {
         ));
     }
     DomainError::Storage(format!("rocksdb: {context}: {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use calamus_domain::{KeyRange, KvEngine, WriteBatch};
+
+    use super::*;
+
+    /// The deletes a keyspace's table files and memtable still hold, read from RocksDB's
+    /// own properties.
+    fn stored_deletes(engine: &RocksDbEngine, keyspace: &str) -> u64 {
+        let column_family = engine.column_family(keyspace).expect("keyspace");
+        let property = |name: &str| {
+            engine
+                .db
+                .property_value_cf(&column_family, name)
+                .expect("property")
+                .expect("known property")
+        };
+        let in_memory: u64 = property("rocksdb.num-deletes-active-mem-table")
+            .parse()
+            .expect("a count");
+        let tables = property("rocksdb.aggregated-table-properties");
+        let in_tables: u64 = tables
+            .split(';')
+            .find_map(|field| field.trim().strip_prefix("# deletions="))
+            .unwrap_or_else(|| panic!("no deletion count in {tables}"))
+            .trim()
+            .parse()
+            .expect("a count");
+        in_memory + in_tables
+    }
+
+    #[test]
+    fn a_compaction_drops_the_tombstones_of_deleted_keys() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let engine = open(dir.path(), &RocksDbConfig::default()).expect("open");
+        engine.create_keyspace("rows").expect("create");
+        let mut batch = WriteBatch::new();
+        for i in 0u32..2000 {
+            batch.put("rows", i.to_be_bytes().to_vec(), vec![7; 100]);
+        }
+        engine.write(batch).expect("put");
+        // Written and deleted while in the memtable, as rows flushed soon after they were
+        // written: the memtable's table file holds only tombstones, and overlapping nothing
+        // below, a plain compaction would move it down whole, tombstones and all.
+        let mut batch = WriteBatch::new();
+        for i in 0u32..1990 {
+            batch.delete("rows", i.to_be_bytes().to_vec());
+        }
+        engine.write(batch).expect("delete");
+        assert_eq!(stored_deletes(&engine, "rows"), 1990);
+
+        engine.compact_range("rows", KeyRange::all()).expect("compact");
+        assert_eq!(stored_deletes(&engine, "rows"), 0);
+        let left = engine.scan("rows", KeyRange::all(), false).expect("scan").count();
+        assert_eq!(left, 10);
+    }
 }

@@ -709,6 +709,21 @@ impl RowStore for KvRowStore {
         self.partitions_with_hot_rows(table)
     }
 
+    fn hot_row_id_range(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+    ) -> DomainResult<Option<(Vec<u8>, Vec<u8>)>> {
+        Self::check_partition(table, partition)?;
+        let keyspace = table.keyspace();
+        let prefix = partition.key_prefix();
+        let first_key = |reverse| -> DomainResult<Option<Vec<u8>>> {
+            let pairs = self.kv.scan_limited(&keyspace, KeyRange::prefix(&prefix), reverse, 1)?;
+            Ok(pairs.into_iter().next().map(|(key, _)| key[prefix.len()..].to_vec()))
+        };
+        Ok(first_key(false)?.zip(first_key(true)?))
+    }
+
     async fn commit_flush(
         &self,
         table: &TableDefinition,
@@ -724,6 +739,10 @@ impl RowStore for KvRowStore {
             )));
         }
         self.hand_over(table, partition, segment, &flushed)
+    }
+
+    fn compact_hot(&self, table: &TableDefinition) -> DomainResult<()> {
+        self.kv.compact_range(&table.keyspace(), KeyRange::all())
     }
 }
 

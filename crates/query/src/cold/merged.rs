@@ -21,13 +21,16 @@
 //! range meets the hot rows' are checked row by row). A flush that writes a second version
 //! of a row while such a read runs makes the read fail as raced, and the engine runs the
 //! statement again with the sorting plan.
+//!
+//! The segments a probe of the hot row ids (first and last hot key) puts apart from the
+//! hot rows are read while the hot rows are ([`EarlyRead`]), and used if the guess holds.
 
 use std::sync::Arc;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use arrow::array::{ArrayRef, AsArray, BooleanArray, Int64Array, UInt64Array};
+use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int64Array, UInt64Array};
 use arrow::datatypes::{DataType as ArrowType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use async_trait::async_trait;
@@ -38,10 +41,14 @@ use calamus_domain::model::{
 use calamus_domain::{DomainError, Partition, RowStore, ScanRequest};
 use datafusion::catalog::Session;
 use datafusion::common::pruning::PruningStatistics;
+use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::{
+    FileGroup, FileScanConfigBuilder, ParquetFileReaderFactory, ParquetSource,
+};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType, provider_as_source};
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -338,6 +345,47 @@ impl PruningStatistics for SegmentStatistics<'_> {
     }
 }
 
+/// The row ids read hot, in ascending order: the row-id columns of the hot batches as read
+/// (a scan returns a partition's rows in row-id order), kept without copying them.
+#[derive(Debug, Default)]
+struct HotRowIds {
+    /// Each batch's row ids; every id of one is smaller than every id of the next.
+    batches: Vec<BinaryArray>,
+}
+
+impl HotRowIds {
+    /// Adds the row ids of the next hot batch.
+    fn push(&mut self, ids: BinaryArray) {
+        if !ids.is_empty() {
+            self.batches.push(ids);
+        }
+    }
+
+    /// The smallest and the largest id, if any was read.
+    fn range(&self) -> Option<(&[u8], &[u8])> {
+        let first = self.batches.first()?;
+        let last = self.batches.last()?;
+        Some((first.value(0), last.value(last.len() - 1)))
+    }
+
+    /// Whether `id` was read hot: a binary search for the batch, then within it.
+    fn contains(&self, id: &[u8]) -> bool {
+        let at = self.batches.partition_point(|ids| ids.value(ids.len() - 1) < id);
+        self.batches.get(at).is_some_and(|ids| {
+            let (mut low, mut high) = (0, ids.len());
+            while low < high {
+                let middle = (low + high) / 2;
+                match ids.value(middle).cmp(id) {
+                    std::cmp::Ordering::Less => low = middle + 1,
+                    std::cmp::Ordering::Greater => high = middle,
+                    std::cmp::Ordering::Equal => return true,
+                }
+            }
+            false
+        })
+    }
+}
+
 /// Which rows of a batch read with [`DisjointTiers::read`] are output, and how.
 #[derive(Debug)]
 struct RowSelection {
@@ -352,13 +400,13 @@ struct RowSelection {
 impl RowSelection {
     /// The rows of `batch` to output (not deleted unless asked for, and not among
     /// `superseded` row ids), with the output's columns and names.
-    fn select(&self, batch: &RecordBatch, superseded: Option<&HashSet<Vec<u8>>>) -> Result<RecordBatch> {
+    fn select(&self, batch: &RecordBatch, superseded: Option<&HotRowIds>) -> Result<RecordBatch> {
         let deleted = batch.column(self.deleted).as_boolean();
         let mut keep: Option<BooleanArray> = None;
         if !self.include_deleted && deleted.true_count() > 0 {
             keep = Some(arrow::compute::not(deleted)?);
         }
-        if let Some(superseded) = superseded.filter(|ids| !ids.is_empty()) {
+        if let Some(superseded) = superseded.filter(|ids| ids.range().is_some()) {
             let ids = batch.column(self.row_id).as_binary::<i32>();
             let fresh: BooleanArray = ids
                 .iter()
@@ -389,21 +437,27 @@ impl PartitionStream for DisjointTiers {
 
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let tiers = &self.tiers;
-        let hot_ids: Arc<Mutex<HashSet<Vec<u8>>>> = Arc::default();
+        // Before the hot read: segments that can be read meanwhile.
+        let early_slot: Arc<Mutex<Option<EarlyRead>>> = Arc::default();
+        let early_start = {
+            let (tiers, slot, ctx) = (tiers.clone(), Arc::clone(&early_slot), Arc::clone(&ctx));
+            let (predicate, columns) = (self.predicate.clone(), self.read_apart.clone());
+            futures::stream::once(async move {
+                let early = EarlyRead::start(&tiers, predicate.as_ref(), columns, ctx);
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = early;
+            })
+            .filter_map(|()| futures::future::ready(None::<Result<RecordBatch>>))
+        };
+        let hot_ids: Arc<Mutex<HotRowIds>> = Arc::default();
         let (shape, ids) = (Arc::clone(&self.shape), Arc::clone(&hot_ids));
         let hot = tiers
             .hot_versions(self.read.clone(), Arc::clone(&self.read_schema), Arc::clone(&ctx))
             .map(move |batch| {
                 let batch = batch?;
-                let mut ids = ids.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                ids.extend(
-                    batch
-                        .column(shape.row_id)
-                        .as_binary::<i32>()
-                        .iter()
-                        .flatten()
-                        .map(<[u8]>::to_vec),
-                );
+                let row_ids = batch.column(shape.row_id).as_binary::<i32>().clone();
+                ids.lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push(row_ids);
                 shape.select(&batch, None)
             });
         let (tiers, shape) = (tiers.clone(), Arc::clone(&self.shape));
@@ -411,6 +465,7 @@ impl PartitionStream for DisjointTiers {
         let predicate = self.predicate.clone();
         let cold = futures::stream::once(async move {
             let hot_ids = Arc::new(std::mem::take(&mut *hot_ids.lock().unwrap_or_else(|p| p.into_inner())));
+            let early = early_slot.lock().unwrap_or_else(|p| p.into_inner()).take();
             let manifest = tiers
                 .rows
                 .manifest(&tiers.table, &tiers.partition)
@@ -427,27 +482,24 @@ impl PartitionStream for DisjointTiers {
             }
             // Only a segment whose row ids overlap those read hot can hold an older
             // version of one of them.
-            let hot_range = hot_ids.iter().min().zip(hot_ids.iter().max());
-            let mut segments: Vec<&Segment> = manifest.segments.iter().collect();
-            if let Some(pruning) = predicate.as_ref().and_then(|p| p.pruning.as_ref()) {
-                let statistics = SegmentStatistics {
-                    segments: &segments,
-                    table: &tiers.table,
-                    schema: &tiers.schema,
-                };
-                let keep = pruning.prune(&statistics)?;
-                let mut keep = keep.into_iter();
-                segments.retain(|_| keep.next().unwrap_or(true));
+            let hot_range = hot_ids.range();
+            let segments = tiers.prune(manifest.segments.iter().collect(), predicate.as_ref())?;
+            let (overlapping, mut apart): (Vec<&Segment>, Vec<&Segment>) = segments
+                .into_iter()
+                .partition(|segment| overlaps_hot_rows(segment, hot_range));
+            let mut streams: Vec<BatchStream> = Vec::with_capacity(3);
+            // The segments read early serve when the manifest read now is the one they
+            // came from and the hot rows read lie apart from them all.
+            if let Some(early) = early.filter(|early| {
+                early.next_batch == manifest.next_batch
+                    && early.segments.iter().all(|b| apart.iter().any(|s| s.batch == *b))
+            }) {
+                apart.retain(|segment| !early.segments.contains(&segment.batch));
+                let shape = Arc::clone(&shape);
+                streams.push(Box::pin(
+                    early.into_stream().map(move |batch| shape.select(&batch?, None)),
+                ));
             }
-            let (overlapping, apart): (Vec<&Segment>, Vec<&Segment>) =
-                segments
-                    .into_iter()
-                    .partition(|segment| match (&segment.row_ids, hot_range) {
-                        (_, None) => false,
-                        (Some((low, high)), Some((hot_low, hot_high))) => low <= hot_high && hot_low <= high,
-                        (None, Some(_)) => true,
-                    });
-            let mut streams = Vec::with_capacity(2);
             for (segments, superseded) in [(overlapping, Some(hot_ids)), (apart, None)] {
                 if segments.is_empty() {
                     continue;
@@ -456,15 +508,108 @@ impl PartitionStream for DisjointTiers {
                 let predicate = predicate.as_ref().map(|p| Arc::clone(&p.physical));
                 let columns = if superseded.is_some() { &read } else { &read_apart };
                 let stream = read_segments(&tiers, &segments, columns.clone(), predicate, Arc::clone(&ctx))?;
-                streams.push(stream.map(move |batch| shape.select(&batch?, superseded.as_deref())));
+                streams.push(Box::pin(
+                    stream.map(move |batch| shape.select(&batch?, superseded.as_deref())),
+                ));
             }
             Ok(futures::stream::iter(streams).flatten())
         })
         .try_flatten();
         Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.shape.output),
-            hot.chain(cold),
+            early_start.chain(hot).chain(cold),
         ))
+    }
+}
+
+/// A stream of batches that can be boxed next to others.
+type BatchStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<RecordBatch>> + Send>>;
+
+/// Whether a segment's row ids can meet hot row ids in `hot` (smallest, largest); a
+/// segment of unknown row ids can.
+fn overlaps_hot_rows(segment: &Segment, hot: Option<(&[u8], &[u8])>) -> bool {
+    match (&segment.row_ids, hot) {
+        (_, None) => false,
+        (Some((low, high)), Some((hot_low, hot_high))) => low.as_slice() <= hot_high && hot_low <= high.as_slice(),
+        (None, Some(_)) => true,
+    }
+}
+
+/// How much of the segments read early may wait for the hot read to end, in KiB.
+const EARLY_READ_KIB: usize = 32 * 1024;
+
+/// Segments read while the hot versions are: those the query's filters keep and whose
+/// row ids lie apart from the hot row ids as probed before the hot read. Their batches
+/// wait (up to [`EARLY_READ_KIB`]; the reading pauses beyond) until the hot read ends.
+/// They serve only if the manifest is unchanged then and the hot rows read lie apart
+/// from them; otherwise they are dropped, which stops the reading, and the segments are
+/// read again the usual way. The probe is a guess: nothing read relies on it.
+struct EarlyRead {
+    /// The manifest's next batch number when the segments were chosen.
+    next_batch: u64,
+    /// The batch numbers of the segments being read.
+    segments: Vec<u64>,
+    batches: tokio::sync::mpsc::Receiver<(Result<RecordBatch>, tokio::sync::OwnedSemaphorePermit)>,
+    _reading: SpawnedTask<()>,
+}
+
+impl EarlyRead {
+    /// Starts reading the segments that can be read before the hot rows are, if any (none
+    /// where a row may have two flushed versions, or a read of the store fails: then the
+    /// usual path reads and reports).
+    fn start(
+        tiers: &Tiers,
+        predicate: Option<&SegmentPredicate>,
+        columns: Vec<usize>,
+        ctx: Arc<TaskContext>,
+    ) -> Option<EarlyRead> {
+        let manifest = tiers.rows.manifest(&tiers.table, &tiers.partition).ok()?;
+        if manifest.segments.is_empty() || manifest.may_hold_superseded_versions() {
+            return None;
+        }
+        let probed = tiers.rows.hot_row_id_range(&tiers.table, &tiers.partition).ok()?;
+        let probed = probed.as_ref().map(|(low, high)| (low.as_slice(), high.as_slice()));
+        let segments: Vec<&Segment> = tiers
+            .prune(manifest.segments.iter().collect(), predicate)
+            .ok()?
+            .into_iter()
+            .filter(|segment| !overlaps_hot_rows(segment, probed))
+            .collect();
+        if segments.is_empty() {
+            return None;
+        }
+        let physical = predicate.map(|p| Arc::clone(&p.physical));
+        let mut stream = read_segments(tiers, &segments, columns, physical, ctx).ok()?;
+        let (sender, batches) = tokio::sync::mpsc::channel(64);
+        let budget = Arc::new(tokio::sync::Semaphore::new(EARLY_READ_KIB));
+        let reading = SpawnedTask::spawn(async move {
+            while let Some(batch) = stream.next().await {
+                let kib = batch.as_ref().map_or(0, |b| b.get_array_memory_size() / 1024);
+                let Ok(permit) = Arc::clone(&budget)
+                    .acquire_many_owned(kib.clamp(1, EARLY_READ_KIB) as u32)
+                    .await
+                else {
+                    break;
+                };
+                if sender.send((batch, permit)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Some(EarlyRead {
+            next_batch: manifest.next_batch,
+            segments: segments.iter().map(|s| s.batch).collect(),
+            batches,
+            _reading: reading,
+        })
+    }
+
+    /// The batches read, those waiting first.
+    fn into_stream(self) -> impl futures::Stream<Item = Result<RecordBatch>> + Send {
+        futures::stream::unfold(self, |mut early| async move {
+            let (batch, _permit) = early.batches.recv().await?;
+            Some((batch, early))
+        })
     }
 }
 
@@ -480,6 +625,26 @@ struct Tiers {
 }
 
 impl Tiers {
+    /// `segments` less those whose manifest statistics rule out every row the query's
+    /// filters keep.
+    fn prune<'a>(
+        &self,
+        mut segments: Vec<&'a Segment>,
+        predicate: Option<&SegmentPredicate>,
+    ) -> Result<Vec<&'a Segment>> {
+        if let Some(pruning) = predicate.and_then(|p| p.pruning.as_ref()) {
+            let statistics = SegmentStatistics {
+                segments: &segments,
+                table: &self.table,
+                schema: &self.schema,
+            };
+            let keep = pruning.prune(&statistics)?;
+            let mut keep = keep.into_iter();
+            segments.retain(|_| keep.next().unwrap_or(true));
+        }
+        Ok(segments)
+    }
+
     /// Every hot version of the partition (deleted ones too), `projection` of the full
     /// layout, with `schema`.
     fn hot_versions(
@@ -591,16 +756,27 @@ fn read_segments(
             .map(|(out, _)| out)
             .collect();
         let path = tiers.cold.segment_path(&tiers.storage, &segment.path);
-        let file = PartitionedFile::new(path.to_string_lossy().trim_start_matches('/').to_owned(), segment.bytes);
+        let mut file = PartitionedFile::new(path.to_string_lossy().trim_start_matches('/').to_owned(), segment.bytes);
+        // The session caches a file's Parquet metadata under its path while its size and
+        // modification time match. A segment is never rewritten, but a path can name
+        // another segment later (a table dropped and created again), so the time given is
+        // the segment's newest `_seq`, which no other segment has.
+        file.object_meta.last_modified = chrono::DateTime::from_timestamp_nanos(segment.max_seq);
         match groups.iter_mut().find(|(m, _)| *m == missing) {
             Some((_, files)) => files.push(file),
             None => groups.push((missing, vec![file])),
         }
     }
     let projected: SchemaRef = Arc::new(tiers.schema.project(&projection)?);
+    let runtime = ctx.runtime_env();
+    let readers: Arc<dyn ParquetFileReaderFactory> = Arc::new(CachedParquetFileReaderFactory::new(
+        runtime.object_store(ObjectStoreUrl::local_filesystem())?,
+        runtime.cache_manager.get_file_metadata_cache(),
+    ));
     let mut streams = Vec::with_capacity(groups.len());
     for (missing, files) in groups {
-        let mut source = ParquetSource::new(Arc::clone(&tiers.schema));
+        let mut source =
+            ParquetSource::new(Arc::clone(&tiers.schema)).with_parquet_file_reader_factory(Arc::clone(&readers));
         // Row groups are skipped by their statistics only where the file holds every
         // column: a column added later reads as its fill value, which they do not know.
         if let Some(predicate) = predicate.as_ref().filter(|_| missing.is_empty()) {

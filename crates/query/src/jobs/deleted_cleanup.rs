@@ -32,11 +32,16 @@ pub async fn purge_expired(catalog: &dyn Catalog, rows: &dyn RowStore, now_milli
         let started = now_micros();
         let (status, removed, message) = match rows.purge_deleted(table, cutoff).await {
             Ok(0) => continue,
-            Ok(removed) => (
-                JobStatus::Completed,
-                removed,
-                format!("{removed} row(s) deleted more than {hours} hour(s) ago removed for good"),
-            ),
+            Ok(removed) => {
+                if let Err(error) = rows.compact_hot(table) {
+                    tracing::warn!(table = %table.id, %error, "compacting the purged hot rows failed");
+                }
+                (
+                    JobStatus::Completed,
+                    removed,
+                    format!("{removed} row(s) deleted more than {hours} hour(s) ago removed for good"),
+                )
+            }
             Err(error) => {
                 tracing::warn!(table = %table.id, %error, "the clean-up of deleted rows failed");
                 (JobStatus::Failed, 0, error.to_string())
