@@ -13,7 +13,7 @@ use calamus::{Database, StorageBackend};
 use calamus_domain::model::Role;
 use calamus_domain::{Partition, UserId, Value};
 use calamus_query::{Session, StatementOutput};
-use calamus_tests::bench_support::{load_rows, median_time, runtime, table_definition};
+use calamus_tests::bench_support::{interleaved_median_times, load_rows, median_time, runtime, table_definition};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 const SEGMENTS: usize = 20;
@@ -101,13 +101,16 @@ fn run(backend: StorageBackend) {
         "{backend}: direct (cold only):\n{}",
         datafusion::arrow::util::pretty::pretty_format_batches(&direct_answer).expect("printable")
     );
-    let engine = median_time(9, || {
-        rt.block_on(db.engine.execute(&mut root, QUERY, &[])).expect("query");
-    });
-    let direct = median_time(9, || {
-        rt.block_on(async { ctx.sql(DIRECT_QUERY).await?.collect().await })
-            .expect("direct");
-    });
+    let (engine, direct) = interleaved_median_times(
+        21,
+        || {
+            rt.block_on(db.engine.execute(&mut root, QUERY, &[])).expect("query");
+        },
+        || {
+            rt.block_on(async { ctx.sql(DIRECT_QUERY).await?.collect().await })
+                .expect("direct");
+        },
+    );
     println!(
         "{backend}: aggregate over {SEGMENTS} segments + {HOT_ROWS} hot rows: engine {:.1?}, DataFusion on the Parquet files {:.1?}, ratio {:.2}x (target <= 1.5x)",
         engine,

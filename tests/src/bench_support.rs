@@ -78,6 +78,25 @@ pub fn median_time(n: usize, mut run: impl FnMut()) -> Duration {
     times[n / 2]
 }
 
+/// The medians of `n` runs each of `first` and `second`, taken in turns (first, second,
+/// first, ...), so that whatever else the machine does during the measurement (a
+/// compaction of the store, another process) weighs on both alike.
+pub fn interleaved_median_times(n: usize, mut first: impl FnMut(), mut second: impl FnMut()) -> (Duration, Duration) {
+    let time = |run: &mut dyn FnMut()| {
+        let started = Instant::now();
+        run();
+        started.elapsed()
+    };
+    let (mut firsts, mut seconds) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        firsts.push(time(&mut first));
+        seconds.push(time(&mut second));
+    }
+    firsts.sort();
+    seconds.sort();
+    (firsts[n / 2], seconds[n / 2])
+}
+
 /// `12.3 MiB on disk`: the size of everything under `path`.
 pub fn dir_size_note(path: &Path) -> String {
     fn size(p: &Path) -> u64 {
