@@ -8,8 +8,14 @@ have_libclang() {
   if [ -n "${LIBCLANG_PATH:-}" ] && ls "${LIBCLANG_PATH%/}"/libclang*.so >/dev/null 2>&1; then
     return 0
   fi
-  ls /usr/lib/llvm-*/lib/libclang.so /usr/lib/x86_64-linux-gnu/libclang.so /usr/lib/*/libclang-*.so \
-    >/dev/null 2>&1
+  # Any one of them will do (`ls` of them all fails when one is missing).
+  local candidate
+  for candidate in /usr/lib/llvm-*/lib/libclang.so /usr/lib/x86_64-linux-gnu/libclang.so /usr/lib/*/libclang-*.so; do
+    if [ -e "$candidate" ]; then
+      return 0
+    fi
+  done
+  return 1
 }
 
 # Installs Debian packages, or says what to install where there is no apt-get.
