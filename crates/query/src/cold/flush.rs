@@ -83,11 +83,12 @@ impl QueryEngine {
             // The flushed rows left the hot tier as deletes: without a compaction, every
             // later scan of the hot rows would step over them.
             let (rows, compacted) = (Arc::clone(&self.rows), Arc::clone(table));
-            let compaction = tokio::task::spawn_blocking(move || rows.compact_hot(&compacted)).await;
-            match compaction {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::warn!(table = %table.id, %error, "compacting the flushed hot rows failed"),
-                Err(error) => tracing::warn!(table = %table.id, %error, "compacting the flushed hot rows failed"),
+            let compaction = tokio::task::spawn_blocking(move || rows.compact_hot(&compacted))
+                .await
+                .map_err(|error| error.to_string())
+                .and_then(|compacted| compacted.map_err(|error| error.to_string()));
+            if let Err(error) = compaction {
+                tracing::warn!(table = %table.id, %error, "compacting the flushed hot rows failed");
             }
         }
         Ok(outcome)
