@@ -63,6 +63,7 @@ macro_rules! kv_conformance_tests {
                 batch_is_atomic_to_concurrent_scans,
                 empty_and_large_values,
                 many_keys_scan_in_order,
+                visited_scans_stop_where_asked,
                 acknowledged_writes_survive_reopen,
                 keyspaces_survive_reopen,
                 sync_then_reopen,
@@ -160,10 +161,36 @@ impl Fixture {
         self.kv.get(keyspace, key).expect("get")
     }
 
-    /// Every pair of `range`, in the scan's order.
+    /// Every pair of `range`, in the scan's order; the three ways of scanning (an
+    /// iterator, a limited copy, borrowed pairs handed to a visitor) must agree.
     pub fn scan(&self, keyspace: &str, range: KeyRange, reverse: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let iter = self.kv.scan(keyspace, range, reverse).expect("start a scan");
-        iter.collect::<Result<_, _>>().expect("scan")
+        let iter = self.kv.scan(keyspace, range.clone(), reverse).expect("start a scan");
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = iter.collect::<Result<_, _>>().expect("scan");
+        let limited = self
+            .kv
+            .scan_limited(keyspace, range.clone(), reverse, usize::MAX)
+            .expect("limited scan");
+        assert_eq!(limited, pairs, "scan_limited differs from scan");
+        assert_eq!(
+            self.visit(keyspace, range, reverse, usize::MAX),
+            pairs,
+            "scan_visit differs from scan"
+        );
+        pairs
+    }
+
+    /// The pairs `scan_visit` hands out, at most `limit`, checking the count it returns.
+    pub fn visit(&self, keyspace: &str, range: KeyRange, reverse: bool, limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut visited = Vec::new();
+        let count = self
+            .kv
+            .scan_visit(keyspace, range, reverse, limit, &mut |key: &[u8], value: &[u8]| {
+                visited.push((key.to_vec(), value.to_vec()));
+                Ok(true)
+            })
+            .expect("visit a scan");
+        assert_eq!(count, visited.len(), "scan_visit miscounted the pairs it visited");
+        visited
     }
 
     /// Every key of `range`, in the scan's order.

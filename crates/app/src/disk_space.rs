@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use calamus_domain::{DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, WriteBatch};
+use calamus_domain::{DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, PairVisitor, WriteBatch};
 
 /// Whether a write may go ahead; an `Err` is what it is refused with.
 pub type WriteCheck = Box<dyn Fn() -> DomainResult<()> + Send + Sync>;
@@ -131,6 +131,17 @@ impl KvEngine for WriteGate {
 
     fn scan_limited(&self, keyspace: &str, range: KeyRange, reverse: bool, limit: usize) -> DomainResult<Vec<KvPair>> {
         self.inner.scan_limited(keyspace, range, reverse, limit)
+    }
+
+    fn scan_visit(
+        &self,
+        keyspace: &str,
+        range: KeyRange,
+        reverse: bool,
+        limit: usize,
+        visit: &mut dyn PairVisitor,
+    ) -> DomainResult<usize> {
+        self.inner.scan_visit(keyspace, range, reverse, limit, visit)
     }
 
     fn sync(&self) -> DomainResult<()> {

@@ -14,6 +14,19 @@ pub type KvPair = (Vec<u8>, Vec<u8>);
 /// An ordered iterator over stored pairs; an `Err` item ends the iteration.
 pub type KvIter<'a> = Box<dyn Iterator<Item = DomainResult<KvPair>> + Send + 'a>;
 
+/// What [`KvEngine::scan_visit`] calls with each pair, borrowed from the engine for the
+/// call. Any `FnMut(&[u8], &[u8]) -> DomainResult<bool>` closure is one.
+pub trait PairVisitor {
+    /// Takes one pair (key, value); returns whether the scan should go on.
+    fn visit(&mut self, key: &[u8], value: &[u8]) -> DomainResult<bool>;
+}
+
+impl<F: FnMut(&[u8], &[u8]) -> DomainResult<bool>> PairVisitor for F {
+    fn visit(&mut self, key: &[u8], value: &[u8]) -> DomainResult<bool> {
+        self(key, value)
+    }
+}
+
 /// A range of keys in one keyspace: start and end bounds compared bytewise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRange {
@@ -198,6 +211,29 @@ pub trait KvEngine: Send + Sync + 'static {
     /// Backends that copy a scan's range up front override it to copy only `limit` pairs.
     fn scan_limited(&self, keyspace: &str, range: KeyRange, reverse: bool, limit: usize) -> DomainResult<Vec<KvPair>> {
         self.scan(keyspace, range, reverse)?.take(limit).collect()
+    }
+
+    /// Calls `visit` with the first `limit` pairs of `range`, in order, each borrowed
+    /// from the engine for the call, until `visit` returns `false` or fails; returns how
+    /// many pairs it was called with. A consistent read, like [`KvEngine::scan`].
+    /// Backends that can lend their pairs override it: a scan then copies nothing.
+    fn scan_visit(
+        &self,
+        keyspace: &str,
+        range: KeyRange,
+        reverse: bool,
+        limit: usize,
+        visit: &mut dyn PairVisitor,
+    ) -> DomainResult<usize> {
+        let mut visited = 0;
+        for pair in self.scan(keyspace, range, reverse)?.take(limit) {
+            let (key, value) = pair?;
+            visited += 1;
+            if !visit.visit(&key, &value)? {
+                break;
+            }
+        }
+        Ok(visited)
     }
 
     /// Makes every acknowledged write durable against an operating-system crash too.

@@ -31,10 +31,10 @@ pub use codec::{RowCodec, RowHeader, RowVersion, ValueRef};
 pub use error::{DomainError, DomainResult};
 pub use ident::{ColumnName, NamespaceId, StorageId, TableId, TableName, UserId};
 pub use keys::Partition;
-pub use kv::{KeyRange, KvEngine, KvIter, KvPair, WriteBatch, WriteOp, prefix_successor};
+pub use kv::{KeyRange, KvEngine, KvIter, KvPair, PairVisitor, WriteBatch, WriteOp, prefix_successor};
 pub use kv_catalog::KvCatalog;
 pub use kv_row_store::KvRowStore;
-pub use row_store::{EncodedRow, EncodedRowIter, RowChange, RowIter, RowStore, ScanRequest, StoredRow};
+pub use row_store::{RowChange, RowIter, RowStore, ScanRequest, StoredRow};
 pub use types::{DataType, Value};
 
 #[cfg(any(test, feature = "mocks"))]

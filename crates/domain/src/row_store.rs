@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use crate::codec::RowVersion;
 use crate::error::DomainResult;
 use crate::keys::Partition;
+use crate::kv::PairVisitor;
 use crate::model::{Manifest, Segment, TableDefinition};
 use crate::types::Value;
 
@@ -19,26 +20,6 @@ pub struct StoredRow {
     pub user: Option<String>,
     /// The latest version.
     pub version: RowVersion,
-}
-
-/// One stored row as the store holds it: its key and its latest version encoded by
-/// [`crate::RowCodec`], for readers that decode in place (queries build Arrow arrays from
-/// it with [`crate::row_batch::RowBatchBuilder`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EncodedRow {
-    /// The row's key in its keyspace.
-    pub key: Vec<u8>,
-    /// Where the row id starts in `key` (after the partition's prefix).
-    pub row_id_start: usize,
-    /// The encoded latest version.
-    pub value: Vec<u8>,
-}
-
-impl EncodedRow {
-    /// The row id inside its partition.
-    pub fn row_id(&self) -> &[u8] {
-        &self.key[self.row_id_start..]
-    }
 }
 
 /// A new version of an existing row (UPDATE), or its removal (DELETE).
@@ -87,9 +68,6 @@ impl ScanRequest {
 /// blocking thread.
 pub type RowIter = Box<dyn Iterator<Item = DomainResult<StoredRow>> + Send>;
 
-/// An iterator over encoded rows, like [`RowIter`].
-pub type EncodedRowIter = Box<dyn Iterator<Item = DomainResult<EncodedRow>> + Send>;
-
 /// The rows of every table.
 ///
 /// Guarantees: every write method is atomic (all of its rows are written, or none, and a
@@ -128,14 +106,19 @@ pub trait RowStore: std::fmt::Debug + Send + Sync + 'static {
     /// that may block.
     fn scan(&self, table: &TableDefinition, partition: &Partition, request: ScanRequest) -> DomainResult<RowIter>;
 
-    /// The same rows as [`RowStore::scan`], not decoded: the values are encoded by a
-    /// [`crate::RowCodec`] for the table's current schema.
-    fn scan_encoded(
+    /// The same rows as [`RowStore::scan`], not decoded and not copied: `visit` is called
+    /// with each row's id and its latest version encoded by a [`crate::RowCodec`] for the
+    /// table's current schema, both borrowed for the call, until it returns `false`. Rows
+    /// are read a chunk at a time, each chunk a consistent read (read committed across
+    /// chunks, like [`RowStore::scan`]). Synchronous, like [`RowStore::scan`]; queries
+    /// build Arrow arrays in place with [`crate::row_batch::RowBatchBuilder`].
+    fn visit_encoded(
         &self,
         table: &TableDefinition,
         partition: &Partition,
         request: ScanRequest,
-    ) -> DomainResult<EncodedRowIter>;
+        visit: &mut dyn PairVisitor,
+    ) -> DomainResult<()>;
 
     /// Whether any partition of the table holds a live row.
     async fn has_live_rows(&self, table: &TableDefinition) -> DomainResult<bool>;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use calamus_domain::ids::SnowflakeGenerator;
 use calamus_domain::model::{ColumnDefinition, Namespace, TableDefinition, TableKind, TableOptions, TableSchema};
 use calamus_domain::{
-    CatalogSnapshot, ColumnName, DataType, DomainError, EncodedRow, MockCatalog, MockRowStore, NamespaceId, RowCodec,
-    RowVersion, TableId, TableName, Value,
+    CatalogSnapshot, ColumnName, DataType, DomainError, MockCatalog, MockRowStore, NamespaceId, RowCodec, RowVersion,
+    TableId, TableName, Value,
 };
 
 use crate::{ErrorKind, QueryEngine, Session};
@@ -149,18 +149,15 @@ async fn a_scan_failing_midway_fails_the_query_instead_of_returning_part_of_it()
     let mut catalog = MockCatalog::new();
     catalog.expect_snapshot().returning(|| snapshot(true));
     let mut rows = MockRowStore::new();
-    rows.expect_scan_encoded().returning(|table, _, _| {
+    rows.expect_visit_encoded().returning(|table, _, _, visit| {
         let first = RowVersion {
             seq: 1,
             deleted: false,
             values: vec![Value::BigInt(1), Value::Text("a".into())],
         };
-        let first = EncodedRow {
-            key: b"root\0\x01".to_vec(),
-            row_id_start: 5,
-            value: RowCodec::new(table.schema()).encode(&first).unwrap(),
-        };
-        Ok(Box::new(vec![Ok(first), Err(storage_failure())].into_iter()))
+        let first = RowCodec::new(table.schema()).encode(&first).unwrap();
+        visit.visit(b"\x01", &first)?;
+        Err(storage_failure())
     });
     let engine = engine(catalog, rows);
     let err = engine
@@ -175,7 +172,8 @@ async fn update_writes_nothing_when_reading_its_rows_fails() {
     let mut catalog = MockCatalog::new();
     catalog.expect_snapshot().returning(|| snapshot(true));
     let mut rows = MockRowStore::new();
-    rows.expect_scan_encoded().returning(|_, _, _| Err(storage_failure()));
+    rows.expect_visit_encoded()
+        .returning(|_, _, _, _| Err(storage_failure()));
     rows.expect_write_changes().never();
     let engine = engine(catalog, rows);
     let err = engine
@@ -246,7 +244,7 @@ async fn kill_job_stops_a_running_flush_before_its_next_partition() {
         ])
     });
     rows.expect_scan().never();
-    rows.expect_scan_encoded().never();
+    rows.expect_visit_encoded().never();
     rows.expect_commit_flush().never();
     let dir = std::env::temp_dir().join(format!("calamus-kill-job-{}", std::process::id()));
     let engine = Arc::new(engine(catalog, rows).with_cold_storage(&dir));

@@ -7,7 +7,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
-use calamus_domain::{DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, WriteBatch, WriteOp};
+use calamus_domain::{DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, PairVisitor, WriteBatch, WriteOp};
 use parking_lot::Mutex;
 use rocksdb::{
     BlockBasedOptions, BottommostLevelCompaction, BoundColumnFamily, Cache, ColumnFamilyDescriptor, CompactOptions,
@@ -185,16 +185,9 @@ impl KvEngine for RocksDbEngine {
 
     fn scan<'a>(&'a self, keyspace: &str, range: KeyRange, reverse: bool) -> DomainResult<KvIter<'a>> {
         let column_family = self.column_family(keyspace)?;
-        let Some((lower, upper)) = iterate_bounds(range) else {
+        let Some(read_options) = read_options_of(range) else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let mut read_options = ReadOptions::default();
-        if let Some(lower) = lower {
-            read_options.set_iterate_lower_bound(lower);
-        }
-        if let Some(upper) = upper {
-            read_options.set_iterate_upper_bound(upper);
-        }
         // No explicit snapshot needed: a RocksDB iterator reads the implicit snapshot
         // taken when it is created, which is the port's consistency guarantee.
         let mode = if reverse {
@@ -209,6 +202,46 @@ impl KvEngine for RocksDbEngine {
             keyspace: keyspace.to_owned(),
             failed: false,
         }))
+    }
+
+    /// Steps a raw iterator over the range and lends each pair straight from RocksDB's
+    /// blocks and memtables: nothing is copied or allocated per pair.
+    fn scan_visit(
+        &self,
+        keyspace: &str,
+        range: KeyRange,
+        reverse: bool,
+        limit: usize,
+        visit: &mut dyn PairVisitor,
+    ) -> DomainResult<usize> {
+        let column_family = self.column_family(keyspace)?;
+        let Some(read_options) = read_options_of(range) else {
+            return Ok(0);
+        };
+        let mut iter = self.db.raw_iterator_cf_opt(&column_family, read_options);
+        if reverse {
+            iter.seek_to_last();
+        } else {
+            iter.seek_to_first();
+        }
+        let mut visited = 0;
+        while visited < limit {
+            let Some((key, value)) = iter.item() else {
+                break;
+            };
+            visited += 1;
+            if !visit.visit(key, value)? {
+                return Ok(visited);
+            }
+            if reverse {
+                iter.prev();
+            } else {
+                iter.next();
+            }
+        }
+        iter.status()
+            .map_err(|e| storage_error(format_args!("scanning keyspace '{keyspace}'"), e))?;
+        Ok(visited)
     }
 
     fn sync(&self) -> DomainResult<()> {
@@ -267,6 +300,19 @@ fn iterate_bounds(range: KeyRange) -> Option<IterateBounds> {
         (Some(lower), Some(upper)) if lower >= upper => None,
         _ => Some((lower, upper)),
     }
+}
+
+/// Read options bounding an iterator to `range`; `None` when the range is empty.
+fn read_options_of(range: KeyRange) -> Option<ReadOptions> {
+    let (lower, upper) = iterate_bounds(range)?;
+    let mut read_options = ReadOptions::default();
+    if let Some(lower) = lower {
+        read_options.set_iterate_lower_bound(lower);
+    }
+    if let Some(upper) = upper {
+        read_options.set_iterate_upper_bound(upper);
+    }
+    Some(read_options)
 }
 
 /// The smallest key greater than `key`.

@@ -17,7 +17,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use calamus_domain::{DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, WriteBatch, WriteOp};
+use calamus_domain::{DomainError, DomainResult, KeyRange, KvEngine, KvIter, KvPair, PairVisitor, WriteBatch, WriteOp};
 use parking_lot::RwLock;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionResult, TransactionError};
@@ -182,6 +182,34 @@ impl KvEngine for SledEngine {
 
     fn scan_limited(&self, keyspace: &str, range: KeyRange, reverse: bool, limit: usize) -> DomainResult<Vec<KvPair>> {
         self.copy_range(keyspace, range, reverse, limit)
+    }
+
+    /// Lends each pair as sled hands it out (values shared with its cache, not copied).
+    fn scan_visit(
+        &self,
+        keyspace: &str,
+        range: KeyRange,
+        reverse: bool,
+        limit: usize,
+        visit: &mut dyn PairVisitor,
+    ) -> DomainResult<usize> {
+        let keyspaces = self.keyspaces.read();
+        let tree = keyspaces.get(keyspace).ok_or_else(|| not_found(keyspace))?;
+        if is_empty(&range) {
+            return Ok(0);
+        }
+        let iter = tree.range((range.start, range.end));
+        let pairs: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+            if reverse { Box::new(iter.rev()) } else { Box::new(iter) };
+        let mut visited = 0;
+        for pair in pairs.take(limit) {
+            let (key, value) = pair.map_err(|e| storage_error(format_args!("scanning keyspace '{keyspace}'"), e))?;
+            visited += 1;
+            if !visit.visit(&key, &value)? {
+                break;
+            }
+        }
+        Ok(visited)
     }
 
     fn sync(&self) -> DomainResult<()> {

@@ -225,7 +225,28 @@ pub fn batch_is_atomic_to_concurrent_scans(open: Opener) {
         });
         while writing.load(SeqCst) {
             let n = scans.load(SeqCst);
-            let keys = store.keys("t", KeyRange::all(), n % 2 == 1);
+            // Each way of scanning in turn, forwards and backwards; each is one read.
+            let reverse = n % 2 == 1;
+            let keys: Vec<Vec<u8>> = match n % 3 {
+                0 => store
+                    .kv
+                    .scan("t", KeyRange::all(), reverse)
+                    .expect("scan")
+                    .map(|pair| pair.expect("scan").0)
+                    .collect(),
+                1 => store
+                    .kv
+                    .scan_limited("t", KeyRange::all(), reverse, usize::MAX)
+                    .expect("scan")
+                    .into_iter()
+                    .map(|(key, _)| key)
+                    .collect(),
+                _ => store
+                    .visit("t", KeyRange::all(), reverse, usize::MAX)
+                    .into_iter()
+                    .map(|(key, _)| key)
+                    .collect(),
+            };
             let a = keys.iter().filter(|key| key.starts_with(b"a/")).count();
             assert_eq!(a * 2, keys.len(), "a scan saw part of a batch");
             scans.fetch_add(1, SeqCst);

@@ -186,3 +186,58 @@ pub fn many_keys_scan_in_order(open: Opener) {
     assert_eq!(prefix.len(), 256);
     assert_eq!(prefix.first(), Some(&7_936u32.to_be_bytes().to_vec()));
 }
+
+/// A visited scan stops after `limit` pairs, or at the pair its visitor declines (that
+/// pair counted), in either direction; a visitor's error ends the scan and is returned.
+pub fn visited_scans_stop_where_asked(open: Opener) {
+    let store = Fixture::with_keyspaces(open, &["t"]);
+    let mut keys = tricky_keys();
+    store_scrambled(&store, "t", &keys);
+    keys.sort();
+    for reverse in [false, true] {
+        let all = store.scan("t", KeyRange::all(), reverse);
+        for limit in [0, 1, 5, all.len(), all.len() + 1] {
+            let visited = store.visit("t", KeyRange::all(), reverse, limit);
+            assert_eq!(visited, all[..limit.min(all.len())], "limit {limit}, reverse {reverse}");
+        }
+
+        let mut seen = Vec::new();
+        let count = store
+            .kv
+            .scan_visit(
+                "t",
+                KeyRange::all(),
+                reverse,
+                usize::MAX,
+                &mut |key: &[u8], _: &[u8]| {
+                    seen.push(key.to_vec());
+                    Ok(seen.len() < 3)
+                },
+            )
+            .expect("visit");
+        assert_eq!(count, 3, "the declined pair counts, reverse {reverse}");
+        let first_three: Vec<Vec<u8>> = all[..3].iter().map(|(key, _)| key.clone()).collect();
+        assert_eq!(seen, first_three);
+
+        let mut calls = 0;
+        let err = store
+            .kv
+            .scan_visit("t", KeyRange::all(), reverse, usize::MAX, &mut |_: &[u8], _: &[u8]| {
+                calls += 1;
+                Err(calamus_domain::DomainError::Corrupt("bad value".into()))
+            })
+            .expect_err("the visitor's error ends the scan");
+        assert!(err.to_string().contains("bad value"), "{err}");
+        assert_eq!(calls, 1);
+    }
+    assert_eq!(
+        store.visit("t", range(Excluded(b"b"), Included(b"a")), false, usize::MAX),
+        Vec::new()
+    );
+    assert!(matches!(
+        store
+            .kv
+            .scan_visit("absent", KeyRange::all(), false, 1, &mut |_: &[u8], _: &[u8]| Ok(true)),
+        Err(calamus_domain::DomainError::KeyspaceNotFound { .. })
+    ));
+}

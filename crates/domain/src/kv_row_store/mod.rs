@@ -27,9 +27,9 @@ use crate::codec::{RowCodec, RowVersion};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{SnowflakeGenerator, now_millis, snowflake_floor_for_millis};
 use crate::keys::{Partition, encode_internal_row_id, encode_key_value, row_id_of, split_user_key};
-use crate::kv::{KeyRange, KvEngine, KvPair, WriteBatch, prefix_successor};
+use crate::kv::{KeyRange, KvEngine, KvPair, PairVisitor, WriteBatch, prefix_successor};
 use crate::model::{Manifest, Segment, TableDefinition, TableKind};
-use crate::row_store::{EncodedRow, EncodedRowIter, RowChange, RowIter, RowStore, ScanRequest, StoredRow};
+use crate::row_store::{RowChange, RowIter, RowStore, ScanRequest, StoredRow};
 use crate::types::Value;
 
 /// A live STREAM row's key and, if the table has one, its encoded primary key.
@@ -140,6 +140,22 @@ impl KvRowStore {
         partition: &Partition,
         request: ScanRequest,
     ) -> DomainResult<ChunkedScan> {
+        Ok(ChunkedScan {
+            kv: Arc::clone(&self.kv),
+            keyspace: table.keyspace(),
+            range: Self::scan_range(table, partition, &request)?,
+            include_deleted: request.include_deleted,
+            reverse: request.reverse,
+            remaining: request.limit.unwrap_or(usize::MAX),
+            chunk: SCAN_CHUNK,
+            buffer: Vec::new().into_iter(),
+            exhausted: false,
+        })
+    }
+
+    /// The keys a scan of a partition reads: its row id bounds under the partition's
+    /// prefix, and for a STREAM table with a TTL, none older than the TTL.
+    fn scan_range(table: &TableDefinition, partition: &Partition, request: &ScanRequest) -> DomainResult<KeyRange> {
         Self::check_partition(table, partition)?;
         let prefix = partition.key_prefix();
         let with_prefix = |b: &[u8]| partition.row_key(b);
@@ -168,17 +184,7 @@ impl KvRowStore {
                 _ => Bound::Unbounded,
             },
         };
-        Ok(ChunkedScan {
-            kv: Arc::clone(&self.kv),
-            keyspace: table.keyspace(),
-            range: KeyRange { start, end },
-            include_deleted: request.include_deleted,
-            reverse: request.reverse,
-            remaining: request.limit.unwrap_or(usize::MAX),
-            chunk: SCAN_CHUNK,
-            buffer: Vec::new().into_iter(),
-            exhausted: false,
-        })
+        Ok(KeyRange { start, end })
     }
 
     /// The smallest stream key still inside the TTL, for a partition.
@@ -573,23 +579,50 @@ impl RowStore for KvRowStore {
         })))
     }
 
-    fn scan_encoded(
+    fn visit_encoded(
         &self,
         table: &TableDefinition,
         partition: &Partition,
         request: ScanRequest,
-    ) -> DomainResult<EncodedRowIter> {
-        let pairs = self.chunked_scan(table, partition, request)?;
-        let partition = partition.clone();
-        Ok(Box::new(pairs.map(move |pair| {
-            let (key, value) = pair?;
-            let row_id_start = key.len() - row_id_of(&partition, &key).len();
-            Ok(EncodedRow {
-                key,
-                row_id_start,
-                value,
-            })
-        })))
+        visit: &mut dyn PairVisitor,
+    ) -> DomainResult<()> {
+        let keyspace = table.keyspace();
+        let mut range = Self::scan_range(table, partition, &request)?;
+        let mut remaining = request.limit.unwrap_or(usize::MAX);
+        let mut chunk = SCAN_CHUNK;
+        // The last key of a chunk, where the next one starts: copied into one buffer,
+        // since the engine lends each key only for its call.
+        let mut last_key = Vec::new();
+        while remaining > 0 {
+            let mut stopped = false;
+            let visited = self.kv.scan_visit(
+                &keyspace,
+                range.clone(),
+                request.reverse,
+                chunk,
+                &mut |key: &[u8], value: &[u8]| {
+                    last_key.clear();
+                    last_key.extend_from_slice(key);
+                    if !request.include_deleted && RowCodec::decode_header(value)?.1 {
+                        return Ok(true);
+                    }
+                    remaining -= 1;
+                    stopped = !visit.visit(row_id_of(partition, key), value)? || remaining == 0;
+                    Ok(!stopped)
+                },
+            )?;
+            if stopped || visited < chunk {
+                return Ok(());
+            }
+            let next = Bound::Excluded(last_key.clone());
+            if request.reverse {
+                range.end = next;
+            } else {
+                range.start = next;
+            }
+            chunk = (chunk * 2).min(MAX_SCAN_CHUNK);
+        }
+        Ok(())
     }
 
     async fn has_live_rows(&self, table: &TableDefinition) -> DomainResult<bool> {

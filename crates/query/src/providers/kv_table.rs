@@ -213,24 +213,30 @@ impl PartitionStream for KvPartitionStream {
         let tx = builder.tx();
         let scan = self.clone();
         builder.spawn_blocking(move || {
-            let mut rows = scan
-                .rows
-                .scan_encoded(&scan.table, &scan.partition, scan.request.clone())
-                .map_err(external)?;
             let mut batch = scan.batch_builder()?;
-            loop {
-                for row in rows.by_ref().take(batch_size) {
-                    let row = row.map_err(external)?;
-                    batch.append(row.row_id(), &row.value).map_err(external)?;
-                }
-                let done = batch.len() < batch_size;
-                if !batch.is_empty() && tx.blocking_send(Ok(batch.finish().map_err(external)?)).is_err() {
-                    return Ok(()); // The consumer went away.
-                }
-                if done {
-                    return scan.check_not_flushed();
-                }
+            let mut consumer_gone = false;
+            scan.rows
+                .visit_encoded(
+                    &scan.table,
+                    &scan.partition,
+                    scan.request.clone(),
+                    &mut |row_id: &[u8], value: &[u8]| {
+                        batch.append(row_id, value)?;
+                        if batch.len() < batch_size {
+                            return Ok(true);
+                        }
+                        consumer_gone = tx.blocking_send(Ok(batch.finish()?)).is_err();
+                        Ok(!consumer_gone)
+                    },
+                )
+                .map_err(external)?;
+            if consumer_gone {
+                return Ok(());
             }
+            if !batch.is_empty() && tx.blocking_send(Ok(batch.finish().map_err(external)?)).is_err() {
+                return Ok(());
+            }
+            scan.check_not_flushed()
         });
         builder.build()
     }
@@ -263,14 +269,14 @@ impl KvPartitionStream {
     /// The row of a single-key scan as one batch, read on the calling thread.
     fn read_one_key(&self) -> Result<RecordBatch> {
         let mut batch = self.batch_builder()?;
-        let rows = self
-            .rows
-            .scan_encoded(&self.table, &self.partition, self.request.clone())
+        self.rows
+            .visit_encoded(
+                &self.table,
+                &self.partition,
+                self.request.clone(),
+                &mut |row_id: &[u8], value: &[u8]| batch.append(row_id, value).map(|()| true),
+            )
             .map_err(external)?;
-        for row in rows {
-            let row = row.map_err(external)?;
-            batch.append(row.row_id(), &row.value).map_err(external)?;
-        }
         self.check_not_flushed()?;
         batch.finish().map_err(external)
     }
