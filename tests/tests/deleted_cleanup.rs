@@ -55,7 +55,7 @@ fn rows_deleted_past_the_retention_are_removed_for_good(backend: StorageBackend)
     // Within the retention nothing goes.
     let (catalog, rows) = (db.engine.catalog(), db.engine.rows());
     assert_eq!(
-        open.block_on(purge_expired(catalog.as_ref(), rows.as_ref(), now_millis()))
+        open.block_on(purge_expired(catalog.as_ref(), rows, now_millis()))
             .unwrap(),
         0
     );
@@ -64,11 +64,7 @@ fn rows_deleted_past_the_retention_are_removed_for_good(backend: StorageBackend)
     // A day and an hour later, in the table with a retention only: the deleted rows that
     // were never flushed go; alice's row 1, whose flushed version is live, stays deleted.
     let later = now_millis() + 25 * 3_600_000;
-    assert_eq!(
-        open.block_on(purge_expired(catalog.as_ref(), rows.as_ref(), later))
-            .unwrap(),
-        2
-    );
+    assert_eq!(open.block_on(purge_expired(catalog.as_ref(), rows, later)).unwrap(), 2);
     assert_eq!(deleted(&mut alice, "app.kept"), [["1"]]);
     assert!(deleted(&mut bob, "app.kept").is_empty());
     assert_eq!(
@@ -85,9 +81,5 @@ fn rows_deleted_past_the_retention_are_removed_for_good(backend: StorageBackend)
     ));
     assert_eq!(jobs, [["kept", "completed", "2"]]);
     // A second run finds nothing more.
-    assert_eq!(
-        open.block_on(purge_expired(catalog.as_ref(), rows.as_ref(), later))
-            .unwrap(),
-        0
-    );
+    assert_eq!(open.block_on(purge_expired(catalog.as_ref(), rows, later)).unwrap(), 0);
 }

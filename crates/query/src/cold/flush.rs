@@ -82,14 +82,7 @@ impl QueryEngine {
         if outcome.segments > 0 {
             // The flushed rows left the hot tier as deletes: without a compaction, every
             // later scan of the hot rows would step over them.
-            let (rows, compacted) = (Arc::clone(&self.rows), Arc::clone(table));
-            let compaction = tokio::task::spawn_blocking(move || rows.compact_hot(&compacted))
-                .await
-                .map_err(|error| error.to_string())
-                .and_then(|compacted| compacted.map_err(|error| error.to_string()));
-            if let Err(error) = compaction {
-                tracing::warn!(table = %table.id, %error, "compacting the flushed hot rows failed");
-            }
+            crate::jobs::compact_hot_rows(&self.rows, table, "a flush").await;
         }
         Ok(outcome)
     }

@@ -21,7 +21,7 @@ pub const CLEANUP_EVERY: Duration = Duration::from_secs(600);
 /// Removes, in every table with a `DELETED_RETENTION_HOURS`, the hot rows deleted longer
 /// than that before `now_millis`; each table with rows removed (or a failure) is recorded
 /// as a finished `deleted_cleanup` job. Gives how many rows were removed.
-pub async fn purge_expired(catalog: &dyn Catalog, rows: &dyn RowStore, now_millis: u64) -> DomainResult<u64> {
+pub async fn purge_expired(catalog: &dyn Catalog, rows: &Arc<dyn RowStore>, now_millis: u64) -> DomainResult<u64> {
     let snapshot = catalog.snapshot();
     let mut total = 0;
     for table in snapshot.tables.values() {
@@ -33,9 +33,7 @@ pub async fn purge_expired(catalog: &dyn Catalog, rows: &dyn RowStore, now_milli
         let (status, removed, message) = match rows.purge_deleted(table, cutoff).await {
             Ok(0) => continue,
             Ok(removed) => {
-                if let Err(error) = rows.compact_hot(table) {
-                    tracing::warn!(table = %table.id, %error, "compacting the purged hot rows failed");
-                }
+                super::compact_hot_rows(rows, table, "the clean-up of deleted rows").await;
                 (
                     JobStatus::Completed,
                     removed,
@@ -76,7 +74,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        match purge_expired(catalog.as_ref(), rows.as_ref(), now_millis()).await {
+        match purge_expired(catalog.as_ref(), &rows, now_millis()).await {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "deleted rows past their retention removed"),
             Err(error) => tracing::warn!(%error, "the clean-up of deleted rows failed"),

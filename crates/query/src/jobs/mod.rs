@@ -12,9 +12,11 @@ pub mod flush_policy;
 pub mod running;
 pub mod stream_eviction;
 
+use std::sync::Arc;
+
 use calamus_domain::ids::now_micros;
-use calamus_domain::model::JobStatus;
-use calamus_domain::{Catalog, DomainResult};
+use calamus_domain::model::{JobStatus, TableDefinition};
+use calamus_domain::{Catalog, DomainResult, RowStore};
 
 use crate::engine::QueryEngine;
 use crate::error::{QueryError, QueryResult};
@@ -78,6 +80,19 @@ pub async fn recover_interrupted(catalog: &dyn Catalog) -> DomainResult<usize> {
         catalog.put_job(job).await?;
     }
     Ok(interrupted.len())
+}
+
+/// Compacts `table`'s hot rows on the blocking pool (a RocksDB compaction may take long),
+/// after a job removed many of them; a failure is logged, as the rows are intact either way.
+pub(crate) async fn compact_hot_rows(rows: &Arc<dyn RowStore>, table: &Arc<TableDefinition>, after: &str) {
+    let (rows, compacted) = (Arc::clone(rows), Arc::clone(table));
+    let compaction = tokio::task::spawn_blocking(move || rows.compact_hot(&compacted))
+        .await
+        .map_err(|error| error.to_string())
+        .and_then(|compacted| compacted.map_err(|error| error.to_string()));
+    if let Err(error) = compaction {
+        tracing::warn!(table = %table.id, %error, "compacting the hot rows after {after} failed");
+    }
 }
 
 #[cfg(test)]
