@@ -1,12 +1,15 @@
 //! The check of one statement against the roles table, before it runs.
 
+use std::ops::ControlFlow;
+
 use calamus_domain::model::Role;
 use calamus_domain::{CatalogSnapshot, NamespaceId, TableId, TableName, UserId};
 use datafusion::common::TableReference;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::{
-    FromTable, ObjectName, Statement as SqlStatement, TableFactor, TableObject, TableWithJoins,
+    Expr, FromTable, ObjectName, Statement as SqlStatement, TableFactor, TableObject, TableWithJoins,
+    visit_expressions, visit_relations,
 };
 
 use super::rules::{
@@ -181,6 +184,10 @@ impl StatementCheck<'_> {
 
     /// Every table `statement` names (CTE names aside) must be readable.
     fn reads(&self, statement: &SqlStatement) -> QueryResult<()> {
+        if let Some(target) = literal_insert_target(statement) {
+            // A large INSERT of literal rows: read once, not cloned and walked again.
+            return self.read_name(&target);
+        }
         let wrapped = DfStatement::Statement(Box::new(statement.clone()));
         // A statement whose names do not resolve fails when it is planned.
         let Ok((references, _)) = resolve_table_references(&wrapped, true) else {
@@ -257,6 +264,65 @@ impl StatementCheck<'_> {
                 format!("alter {} table {id}", table.kind)
             }),
             None => Ok(()),
+        }
+    }
+}
+
+/// The target of an INSERT whose every expression is a literal (a `$n` parameter, a signed
+/// number) and which names no other table: `INSERT ... VALUES` of plain rows, which reads
+/// nothing else. `None` for any other statement (a subquery is an expression that is not
+/// a literal, so an INSERT holding one is not this).
+fn literal_insert_target(statement: &SqlStatement) -> Option<ObjectName> {
+    let SqlStatement::Insert(insert) = statement else {
+        return None;
+    };
+    let TableObject::TableName(target) = &insert.table else {
+        return None;
+    };
+    let others = visit_relations(statement, |name| {
+        if name == target {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    });
+    // A sign is walked into too: `-1` is a literal, `-(SELECT ...)` is not.
+    let non_literals = visit_expressions(statement, |expr| match expr {
+        Expr::Value(_) | Expr::UnaryOp { .. } => ControlFlow::Continue(()),
+        _ => ControlFlow::Break(()),
+    });
+    (others.is_continue() && non_literals.is_continue()).then(|| target.clone())
+}
+
+#[cfg(test)]
+mod literal_insert_tests {
+    use super::*;
+    use crate::parser::parse_statements;
+    use crate::statement::Statement;
+
+    fn target_of(sql: &str) -> Option<String> {
+        match parse_statements(sql).unwrap().remove(0) {
+            Statement::Sql(statement) => literal_insert_target(&statement).map(|name| name.to_string()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_inserts_of_literal_rows_skip_the_walk_of_their_reads() {
+        assert_eq!(
+            target_of("INSERT INTO app.t VALUES (1, 'a', -2, $1, NULL)").as_deref(),
+            Some("app.t")
+        );
+        assert_eq!(target_of("INSERT INTO t (a) VALUES (1), (2)").as_deref(), Some("t"));
+        for sql in [
+            "INSERT INTO app.t VALUES ((SELECT 1 FROM app.u))",
+            "INSERT INTO app.t VALUES (-(SELECT 1))",
+            "INSERT INTO app.t SELECT * FROM app.u",
+            "INSERT INTO app.t VALUES (now())",
+            "UPDATE app.t SET a = 1",
+            "SELECT 1",
+        ] {
+            assert_eq!(target_of(sql), None, "{sql}");
         }
     }
 }

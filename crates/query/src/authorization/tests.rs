@@ -305,6 +305,10 @@ fn refusals_hold_inside_every_query_form() {
             format!("SELECT (SELECT count(*) FROM {hidden})"),
             format!("SELECT * FROM (SELECT * FROM {hidden}) sub"),
             format!("INSERT INTO app.notes SELECT 1 FROM {hidden}"),
+            // Literal rows are checked without a second walk, unless one is not a literal.
+            format!("INSERT INTO app.notes VALUES (1), ((SELECT count(*) FROM {hidden}))"),
+            format!("INSERT INTO app.notes VALUES (-(SELECT count(*) FROM {hidden}))"),
+            format!("INSERT INTO app.notes VALUES (1) RETURNING (SELECT 1 FROM {hidden})"),
             format!("UPDATE app.notes SET id = 1 WHERE EXISTS (SELECT 1 FROM {hidden})"),
             format!("DELETE FROM app.notes WHERE id IN (SELECT 1 FROM {hidden})"),
             format!("EXPLAIN SELECT * FROM {hidden}"),
