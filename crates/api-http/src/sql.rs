@@ -109,7 +109,7 @@ fn prepare(engine: &QueryEngine, caller: &User, body: &[u8], limits: SqlLimits) 
             .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("namespace_id: {e}")))?;
     }
     let statements = engine
-        .prepare(&session, &request.sql)
+        .prepare_with_text(&session, &request.sql)
         .map_err(|e| statement_error(e, caller.role, None))?;
     if statements.is_empty() {
         return Err(ApiError::new(ErrorCode::EmptySql, "the request holds no statement"));
@@ -142,8 +142,8 @@ fn prepare(engine: &QueryEngine, caller: &User, body: &[u8], limits: SqlLimits) 
         .collect::<Result<Vec<_>, _>>()?;
     let statements = statements
         .into_iter()
-        .map(|statement| {
-            let text = statement_text(&statement);
+        .map(|(statement, text)| {
+            let text = shows_text(&statement).then(|| text.to_owned());
             (statement, text)
         })
         .collect();
@@ -179,12 +179,13 @@ pub(crate) fn param_value(index: usize, value: &Value) -> Result<ScalarValue, Ap
     })
 }
 
-/// The SQL of a standard statement, for an error's `details`.
-fn statement_text(statement: &Statement) -> Option<String> {
+/// Whether a failure of `statement` shows its SQL in the error's `details`: standard
+/// statements do, Calamus's own do not (their text may hold a password).
+fn shows_text(statement: &Statement) -> bool {
     match statement {
-        Statement::Sql(sql) => Some(sql.to_string()),
-        Statement::ExecuteAs { statement, .. } => statement_text(statement),
-        _ => None,
+        Statement::Sql(_) => true,
+        Statement::ExecuteAs { statement, .. } => shows_text(statement),
+        _ => false,
     }
 }
 

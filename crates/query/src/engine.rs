@@ -25,7 +25,7 @@ use crate::functions::{id_functions, session_functions};
 use crate::jobs::{self, running::RunningJobs};
 use crate::live::{self, LiveQueries};
 use crate::output::StatementOutput;
-use crate::parser::parse_statements;
+use crate::parser::parse_statements_with_text;
 use crate::plan_cache::{self, PlanCache, PlanKey};
 use crate::providers::{SessionCatalog, TableAccess};
 use crate::session::Session;
@@ -175,10 +175,20 @@ impl QueryEngine {
     /// resolve in; tables and users the batch creates are checked when their statements
     /// run. A text of only comments and semicolons gives no statement.
     pub fn prepare(&self, session: &Session, sql: &str) -> QueryResult<Vec<Statement>> {
-        let statements = parse_statements(sql)?;
+        Ok(self
+            .prepare_with_text(session, sql)?
+            .into_iter()
+            .map(|(statement, _)| statement)
+            .collect())
+    }
+
+    /// [`Self::prepare`], each statement with its own text in `sql` (see
+    /// [`parse_statements_with_text`]).
+    pub fn prepare_with_text<'s>(&self, session: &Session, sql: &'s str) -> QueryResult<Vec<(Statement, &'s str)>> {
+        let statements = parse_statements_with_text(sql)?;
         let snapshot = self.catalog.snapshot();
         let mut simulated = session.clone();
-        for statement in &statements {
+        for (statement, _) in &statements {
             authorize(&snapshot, &simulated, statement)?;
             if let Statement::Use { namespace } = statement
                 && let Ok(namespace) = NamespaceId::new(&namespace.value)

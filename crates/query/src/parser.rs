@@ -8,7 +8,7 @@ use datafusion::sql::sqlparser::ast::{Expr, Ident, ObjectName};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{QueryError, QueryResult};
 use crate::statement::{Statement, UnavailableFeature, UserChange};
@@ -18,6 +18,16 @@ pub const MAX_STATEMENTS: usize = 10_000;
 
 /// Parses `sql` into its statements (split on `;`, quotes and comments respected).
 pub fn parse_statements(sql: &str) -> QueryResult<Vec<Statement>> {
+    Ok(parse_statements_with_text(sql)?
+        .into_iter()
+        .map(|(statement, _)| statement)
+        .collect())
+}
+
+/// [`parse_statements`], each statement with its own text in `sql` (from its first token to
+/// the `;` or the end that closes it, trailing white space left out): what an error can show
+/// without printing the statement back.
+pub fn parse_statements_with_text(sql: &str) -> QueryResult<Vec<(Statement, &str)>> {
     let dialect = GenericDialect {};
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
@@ -27,27 +37,72 @@ pub fn parse_statements(sql: &str) -> QueryResult<Vec<Statement>> {
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(64)
         .with_tokens_with_locations(tokens);
+    let mut source = SourceOffsets::new(sql);
     let mut statements = Vec::new();
     loop {
         while parser.consume_token(&Token::SemiColon) {}
-        if parser.peek_token().token == Token::EOF {
+        let first = parser.peek_token_ref();
+        if first.token == Token::EOF {
             break;
         }
+        let start = source.offset_of(first.span.start);
         if statements.len() == MAX_STATEMENTS {
             return Err(QueryError::InvalidStatement(format!(
                 "a request may hold at most {MAX_STATEMENTS} statements"
             )));
         }
         let statement = CalamusParser { parser: &mut parser }.parse_statement()?;
-        statements.push(statement);
-        let next = parser.peek_token().token;
-        if next != Token::SemiColon && next != Token::EOF {
+        let next = parser.peek_token_ref();
+        if next.token != Token::SemiColon && next.token != Token::EOF {
             return Err(QueryError::Syntax(format!(
-                "expected ';' or the end of the statement, found {next}"
+                "expected ';' or the end of the statement, found {}",
+                next.token
             )));
         }
+        let end = source.offset_of(next.span.start).max(start);
+        statements.push((statement, sql[start..end].trim_end()));
     }
     Ok(statements)
+}
+
+/// Turns the tokenizer's locations (line and column, counted in characters from 1, as
+/// sqlparser counts them) into byte offsets of the text, reading it forward once: the
+/// locations asked for only grow.
+struct SourceOffsets<'s> {
+    sql: &'s str,
+    location: Location,
+    offset: usize,
+}
+
+impl<'s> SourceOffsets<'s> {
+    fn new(sql: &'s str) -> Self {
+        Self {
+            sql,
+            location: Location { line: 1, column: 1 },
+            offset: 0,
+        }
+    }
+
+    /// The byte offset of `location`; the end of the text for the end-of-input token
+    /// (which has no location: line 0).
+    fn offset_of(&mut self, location: Location) -> usize {
+        if location.line == 0 {
+            return self.sql.len();
+        }
+        while (self.location.line, self.location.column) < (location.line, location.column) {
+            let Some(c) = self.sql[self.offset..].chars().next() else {
+                break;
+            };
+            self.offset += c.len_utf8();
+            if c == '\n' {
+                self.location.line += 1;
+                self.location.column = 1;
+            } else {
+                self.location.column += 1;
+            }
+        }
+        self.offset
+    }
 }
 
 /// Dots one chain of names and subscripts (`ns.t.col[1].field`) may hold, counting those of
@@ -620,6 +675,32 @@ mod tests {
     fn batches_split_on_semicolons_outside_quotes_and_comments() {
         let all = parse_statements("SELECT ';'; -- x; y\n SELECT 2;; /* ; */ SELECT 3").unwrap();
         assert_eq!(all.len(), 3);
+    }
+
+    #[test]
+    fn each_statement_keeps_its_own_text() {
+        let texts = |sql| -> Vec<&str> {
+            parse_statements_with_text(sql)
+                .unwrap()
+                .into_iter()
+                .map(|(_, text)| text)
+                .collect()
+        };
+        assert_eq!(
+            texts("SELECT ';'; -- x; y\n SELECT  2 ;; /* ; */ SELECT 3\n"),
+            ["SELECT ';'", "SELECT  2", "SELECT 3"]
+        );
+        // Columns count characters, not bytes; lines restart them.
+        assert_eq!(
+            texts("INSERT INTO t VALUES ('héllo wörld');\r\n  SELECT 'ü' AS \"é\" ;SHOW TABLES"),
+            [
+                "INSERT INTO t VALUES ('héllo wörld')",
+                "SELECT 'ü' AS \"é\"",
+                "SHOW TABLES"
+            ]
+        );
+        assert_eq!(texts("  SELECT\n  1\n  FROM t  "), ["SELECT\n  1\n  FROM t"]);
+        assert!(texts(" ;; -- nothing\n").is_empty());
     }
 
     #[test]
