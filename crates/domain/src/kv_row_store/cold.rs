@@ -109,10 +109,32 @@ impl KvRowStore {
     /// Whether the row at `key` is live in either tier: the hot version if there is one
     /// (it is the newest), else the flushed one.
     pub(super) fn is_live_in_any_tier(&self, table: &TableDefinition, key: &[u8]) -> DomainResult<bool> {
+        self.is_live(table, key, true)
+    }
+
+    /// [`Self::is_live_in_any_tier`], asking the cold index only when `flushed` (whether
+    /// the key's partition has flushed rows: see [`Self::has_flushed_rows`]).
+    pub(super) fn is_live(&self, table: &TableDefinition, key: &[u8], flushed: bool) -> DomainResult<bool> {
         match self.kv.get(&table.keyspace(), key)? {
             Some(bytes) => Ok(!RowCodec::decode_header(&bytes)?.1),
-            None => Ok(self.cold_version(table, key)?.is_some_and(|v| !v.deleted)),
+            None if flushed => Ok(self.cold_version(table, key)?.is_some_and(|v| !v.deleted)),
+            None => Ok(false),
         }
+    }
+
+    /// Whether any row of `partition` has a flushed version: one seek of the cold index,
+    /// so that a write of many new rows to a partition that never flushed asks it once,
+    /// not once a row. Stable while the table's write lock is held (a flush hands rows
+    /// over under it).
+    pub(super) fn has_flushed_rows(&self, table: &TableDefinition, partition: &Partition) -> DomainResult<bool> {
+        let range = KeyRange::prefix(&partition.key_prefix());
+        let mut any = false;
+        self.kv
+            .scan_visit(&table.cold_keyspace(), range, false, 1, &mut |_: &[u8], _: &[u8]| {
+                any = true;
+                Ok(false)
+            })?;
+        Ok(any)
     }
 
     /// The partitions of a table that hold hot rows.

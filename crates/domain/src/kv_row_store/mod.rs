@@ -401,15 +401,14 @@ impl RowStore for KvRowStore {
         let mut batch = WriteBatch::new();
         let mut in_batch = HashSet::new();
         let mut written = Vec::with_capacity(rows.len());
+        let flushed = table.schema().primary_key.is_some() && self.has_flushed_rows(table, partition)?;
         for values in rows {
             Self::check_not_null(table, &values)?;
             let seq = self.seq.next_id();
             let row_id = match Self::primary_key_value(table, &values) {
                 Some(pk) => {
                     let row_id = encode_key_value(pk)?;
-                    if !in_batch.insert(row_id.clone())
-                        || self.is_live_in_any_tier(table, &partition.row_key(&row_id))?
-                    {
+                    if !in_batch.insert(row_id.clone()) || self.is_live(table, &partition.row_key(&row_id), flushed)? {
                         return Err(Self::duplicate(table, pk));
                     }
                     row_id

@@ -77,26 +77,26 @@ pub async fn run(
         )));
     }
 
-    let mut rows: Vec<Vec<Value>> = Vec::new();
+    let mut rows: Vec<Vec<Value>> = Vec::with_capacity(chunks.iter().map(|c| c.first().map_or(0, |a| a.len())).sum());
     for chunk in &chunks {
-        let mut given: Vec<Option<Vec<Value>>> = vec![None; schema.columns.len()];
+        // Each given column's values, moved into the rows one by one.
+        let mut given: Vec<Option<std::vec::IntoIter<Value>>> = (0..schema.columns.len()).map(|_| None).collect();
         for (source_index, &position) in targets.iter().enumerate() {
             let column = &schema.columns[position];
-            given[position] = Some(column_values(
-                &chunk[source_index],
-                &column.data_type,
-                column.name.as_str(),
-            )?);
+            let values = column_values(&chunk[source_index], &column.data_type, column.name.as_str())?;
+            given[position] = Some(values.into_iter());
         }
         let chunk_rows = chunk.first().map_or(0, |c| c.len());
-        for row in 0..chunk_rows {
+        for _ in 0..chunk_rows {
             let values = schema
                 .columns
                 .iter()
-                .enumerate()
-                .map(|(i, column)| match &given[i] {
-                    Some(values) => values[row].clone(),
-                    None => default_value(engine, session, column.default.as_ref(), &column.data_type),
+                .zip(given.iter_mut())
+                .map(|(column, given)| {
+                    given
+                        .as_mut()
+                        .and_then(Iterator::next)
+                        .unwrap_or_else(|| default_value(engine, session, column.default.as_ref(), &column.data_type))
                 })
                 .collect();
             rows.push(values);
