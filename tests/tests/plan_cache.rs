@@ -10,7 +10,10 @@ use calamus_query::{Session, StatementOutput};
 use datafusion::common::ScalarValue;
 use tempfile::TempDir;
 
-calamus_tests::on_both_backends!(parameters_users_ddl_and_time_are_honoured,);
+calamus_tests::on_both_backends!(
+    parameters_users_ddl_and_time_are_honoured,
+    a_key_lookup_runs_in_one_partition,
+);
 
 fn cells(outputs: &[StatementOutput]) -> Vec<Vec<String>> {
     calamus_tests::cells(&outputs[0])
@@ -98,4 +101,35 @@ fn parameters_users_ddl_and_time_are_honoured(backend: StorageBackend) {
     let first = cells(&run(&mut alice, now, &[]));
     std::thread::sleep(Duration::from_millis(5));
     assert_ne!(first, cells(&run(&mut alice, now, &[])));
+}
+
+/// A primary-key lookup gives at most one row: its plan keeps it in one partition (no
+/// round-robin repartition, no task per partition), while a scan of a whole partition is
+/// still spread over the cores.
+fn a_key_lookup_runs_in_one_partition(backend: StorageBackend) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = TempDir::new().unwrap();
+    let db = Database::open(backend, &dir.path().join("data")).unwrap();
+    let mut root = Session::root();
+    let mut run = |sql: &str, params: &[ScalarValue]| {
+        rt.block_on(db.engine.execute(&mut root, sql, params))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    };
+    run(
+        "CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY, v TEXT); \
+         INSERT INTO app.t VALUES (1, 'one'), (2, 'two'), (3, 'three')",
+        &[],
+    );
+    let plan_of = |outputs: Vec<StatementOutput>| cells(&outputs).concat().join("\n");
+    let lookup = plan_of(run("EXPLAIN SELECT v FROM app.t WHERE id = 2", &[]));
+    assert!(lookup.contains("BoundedScanExec: max_rows=1"), "{lookup}");
+    assert!(!lookup.contains("RepartitionExec"), "{lookup}");
+    let scan = plan_of(run("EXPLAIN SELECT v FROM app.t WHERE v LIKE 't%'", &[]));
+    assert!(!scan.contains("BoundedScanExec"), "{scan}");
+    assert!(scan.contains("RepartitionExec"), "{scan}");
+    // The bound changes the plan, not the answer.
+    for (id, want) in [(2, vec![vec!["two".to_owned()]]), (4, vec![])] {
+        let sql = "SELECT v FROM app.t WHERE id = $1";
+        assert_eq!(cells(&run(sql, &[ScalarValue::Int64(Some(id))])), want);
+    }
 }

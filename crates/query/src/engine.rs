@@ -54,6 +54,9 @@ pub struct QueryEngine {
     /// segments are removed: a backup never misses a file its checkpoint names.
     pub(crate) segment_removal: Arc<tokio::sync::RwLock<()>>,
     base_state: SessionState,
+    /// The context kept plans run in: made once from `base_state` (making one copies every
+    /// function registry of the state).
+    base_task: Arc<TaskContext>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -72,16 +75,23 @@ impl QueryEngine {
         snowflake: Arc<SnowflakeGenerator>,
         live: Arc<LiveQueries>,
     ) -> Self {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, NamespaceId::default_namespace().as_str())
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(false);
+        // Scans that know they give few rows (a primary-key lookup) estimate so, and such a
+        // scan stays in one partition (see `providers::bounded_scan`).
+        config
+            .options_mut()
+            .execution
+            .use_row_number_estimates_to_optimize_partitioning = true;
         let mut builder = SessionStateBuilder::new().with_config(config).with_default_features();
         builder
             .scalar_functions()
             .get_or_insert_with(Vec::new)
             .extend(id_functions(&snowflake).into_iter().map(Arc::new));
         let base_state = builder.build();
+        let base_task = Arc::new(TaskContext::from(&base_state));
         Self {
             catalog,
             rows,
@@ -94,6 +104,7 @@ impl QueryEngine {
             backups: None,
             segment_removal: Default::default(),
             base_state,
+            base_task,
         }
     }
 
@@ -403,7 +414,8 @@ impl QueryEngine {
         let snapshot = self.catalog.snapshot();
         let key = PlanKey::new(session, statement.to_string(), dml_target.clone());
         if let Some(optimized) = self.plans.get(&key, &snapshot) {
-            return self.plan_physical(&self.base_state, optimized, params).await;
+            let task = Arc::clone(&self.base_task);
+            return self.plan_physical(&self.base_state, task, optimized, params).await;
         }
         let state = self.state_with(session, Arc::clone(&snapshot), dml_target);
         let plan = self.logical_query_plan(&state, statement.clone()).await?;
@@ -414,7 +426,8 @@ impl QueryEngine {
                 if reusable {
                     self.plans.put(key, snapshot, &optimized);
                 }
-                self.plan_physical(&state, optimized, params).await
+                let task = Arc::new(TaskContext::from(&state));
+                self.plan_physical(&state, task, optimized, params).await
             }
             // A plan the optimizer needs the parameters' values for (an untyped
             // `SELECT $1`): bound first, then planned as usual.
@@ -433,10 +446,12 @@ impl QueryEngine {
         }
     }
 
-    /// Binds `params` to an optimized plan and plans it physically in `state`.
+    /// Binds `params` to an optimized plan and plans it physically in `state`, to run in
+    /// `task` (made from `state`).
     async fn plan_physical(
         &self,
         state: &SessionState,
+        task: Arc<TaskContext>,
         optimized: LogicalPlan,
         params: &[ScalarValue],
     ) -> QueryResult<PlannedQuery> {
@@ -447,11 +462,7 @@ impl QueryEngine {
         };
         let schema: SchemaRef = Arc::new(bound.schema().as_arrow().clone());
         let physical = state.query_planner().create_physical_plan(&bound, state).await?;
-        Ok(PlannedQuery {
-            schema,
-            physical,
-            task: Arc::new(TaskContext::from(state)),
-        })
+        Ok(PlannedQuery { schema, physical, task })
     }
 
     /// The logical plan of a query statement (refusing anything that is not a query).

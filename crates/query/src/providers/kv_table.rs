@@ -23,6 +23,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::{RecordBatchReceiverStream, RecordBatchStreamAdapter};
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
+use super::bounded_scan::BoundedScanExec;
+
 use super::key_range::{RowIdRange, is_primary_key_filter, row_id_range};
 use crate::cold::ColdStorage;
 use crate::cold::merged::MergedScan;
@@ -172,8 +174,20 @@ impl TableProvider for KvTable {
             schema: Arc::clone(&projected),
             expect_unflushed: self.cold.is_some(),
         };
-        let exec = StreamingTableExec::try_new(projected, vec![Arc::new(stream)], None, Vec::new(), false, limit)?;
-        Ok(Arc::new(exec))
+        let one_key = stream.reads_one_key();
+        let exec = Arc::new(StreamingTableExec::try_new(
+            projected,
+            vec![Arc::new(stream)],
+            None,
+            Vec::new(),
+            false,
+            limit,
+        )?);
+        Ok(if one_key {
+            Arc::new(BoundedScanExec::new(exec, 1))
+        } else {
+            exec
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! DataFusion's view of Calamus: a catalog answering from the statement's catalog snapshot,
 //! one provider per table kind, and the system tables.
 
+mod bounded_scan;
 pub mod catalog;
 pub mod key_range;
 pub mod kv_table;
