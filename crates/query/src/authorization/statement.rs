@@ -8,8 +8,7 @@ use datafusion::common::TableReference;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::{
-    Expr, FromTable, ObjectName, Statement as SqlStatement, TableFactor, TableObject, TableWithJoins,
-    visit_expressions, visit_relations,
+    Expr, FromTable, ObjectName, Statement as SqlStatement, TableFactor, TableObject, TableWithJoins, Visit, Visitor,
 };
 
 use super::rules::{
@@ -279,19 +278,36 @@ fn literal_insert_target(statement: &SqlStatement) -> Option<ObjectName> {
     let TableObject::TableName(target) = &insert.table else {
         return None;
     };
-    let others = visit_relations(statement, |name| {
-        if name == target {
+    statement
+        .visit(&mut LiteralRows { target })
+        .is_continue()
+        .then(|| target.clone())
+}
+
+/// One walk of an INSERT that stops at the first table other than `target` and at the
+/// first expression that is not a literal.
+struct LiteralRows<'a> {
+    target: &'a ObjectName,
+}
+
+impl Visitor for LiteralRows<'_> {
+    type Break = ();
+
+    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
+        if relation == self.target {
             ControlFlow::Continue(())
         } else {
             ControlFlow::Break(())
         }
-    });
-    // A sign is walked into too: `-1` is a literal, `-(SELECT ...)` is not.
-    let non_literals = visit_expressions(statement, |expr| match expr {
-        Expr::Value(_) | Expr::UnaryOp { .. } => ControlFlow::Continue(()),
-        _ => ControlFlow::Break(()),
-    });
-    (others.is_continue() && non_literals.is_continue()).then(|| target.clone())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        // A sign is walked into too: `-1` is a literal, `-(SELECT ...)` is not.
+        match expr {
+            Expr::Value(_) | Expr::UnaryOp { .. } => ControlFlow::Continue(()),
+            _ => ControlFlow::Break(()),
+        }
+    }
 }
 
 #[cfg(test)]
