@@ -73,14 +73,25 @@ pub async fn handle(
         Ok(batch) => batch,
         Err(error) => return error_response(&error, elapsed_ms(started)),
     };
-    let (decision_tx, decision_rx) = oneshot::channel();
+    let (decision_tx, mut decision_rx) = oneshot::channel();
     let engine = Arc::clone(engine);
     let role = caller.role;
-    tokio::spawn(async move {
+    let mut running = Box::pin(async move {
         let sink = Sink::new(decision_tx, started);
         run_batch(&engine, batch, role, limits, sink).await;
     });
-    match decision_rx.await {
+    // The batch runs on this task until the response starts: most batches end first, and
+    // answer without a hand-over to another thread. A response that starts streaming
+    // before the batch ends leaves the rest of it to a task of its own.
+    let decision = tokio::select! {
+        biased;
+        () = &mut running => decision_rx.await,
+        decision = &mut decision_rx => {
+            tokio::spawn(running);
+            decision
+        }
+    };
+    match decision {
         Ok(response) => response,
         Err(_) => error_response(
             &ApiError::new(ErrorCode::InternalError, "the statements stopped without an answer"),
