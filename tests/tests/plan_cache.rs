@@ -104,8 +104,8 @@ fn parameters_users_ddl_and_time_are_honoured(backend: StorageBackend) {
 }
 
 /// A primary-key lookup gives at most one row: its plan keeps it in one partition (no
-/// round-robin repartition, no task per partition), while a scan of a whole partition is
-/// still spread over the cores.
+/// round-robin repartition, no task per partition) and applies no filter above the key
+/// range, while a scan of a whole partition is still spread over the cores.
 fn a_key_lookup_runs_in_one_partition(backend: StorageBackend) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = TempDir::new().unwrap();
@@ -124,6 +124,8 @@ fn a_key_lookup_runs_in_one_partition(backend: StorageBackend) {
     let lookup = plan_of(run("EXPLAIN SELECT v FROM app.t WHERE id = 2", &[]));
     assert!(lookup.contains("BoundedScanExec: max_rows=1"), "{lookup}");
     assert!(!lookup.contains("RepartitionExec"), "{lookup}");
+    // The key range answers the filter exactly: nothing filters the row again.
+    assert!(!lookup.contains("FilterExec"), "{lookup}");
     let scan = plan_of(run("EXPLAIN SELECT v FROM app.t WHERE v LIKE 't%'", &[]));
     assert!(!scan.contains("BoundedScanExec"), "{scan}");
     assert!(scan.contains("RepartitionExec"), "{scan}");

@@ -53,14 +53,12 @@ impl RowIdRange {
     }
 }
 
-/// Whether a filter compares the primary key with a literal, so it narrows the key range,
-/// or with a `$n` parameter, which is a literal by the time the scan is planned (a plan
-/// kept for reuse is optimized before its parameters are bound).
-pub fn is_primary_key_filter(schema: &TableSchema, filter: &Expr) -> bool {
-    key_comparison(schema, filter).is_some() || compares_key_with_parameter(schema, filter)
-}
-
-fn compares_key_with_parameter(schema: &TableSchema, filter: &Expr) -> bool {
+/// Whether `filter` compares the primary key with a value (`pk OP value`, `value OP pk`,
+/// OP one of `=`, `<`, `<=`, `>`, `>=`, the value a literal or a parameter, maybe cast):
+/// a filter a scan keyed by the primary key answers exactly, through its key range when
+/// [`narrows_exactly`], else by applying it to the rows it reads. The shape is the same
+/// before a parameter is bound and after, whatever value it is bound to.
+pub fn compares_key(schema: &TableSchema, filter: &Expr) -> bool {
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = filter else {
         return false;
     };
@@ -68,15 +66,21 @@ fn compares_key_with_parameter(schema: &TableSchema, filter: &Expr) -> bool {
         return false;
     };
     let is_key = |e: &Expr| matches!(e, Expr::Column(c) if c.name == pk.name.as_str());
-    let is_parameter = |e: &Expr| match e {
-        Expr::Placeholder(_) => true,
-        Expr::Cast(cast) => matches!(cast.expr.as_ref(), Expr::Placeholder(_)),
+    let is_value = |e: &Expr| match e {
+        Expr::Literal(..) | Expr::Placeholder(_) => true,
+        Expr::Cast(cast) => matches!(cast.expr.as_ref(), Expr::Literal(..) | Expr::Placeholder(_)),
         _ => false,
     };
     matches!(
         op,
         Operator::Eq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
-    ) && ((is_key(left) && is_parameter(right)) || (is_parameter(left) && is_key(right)))
+    ) && ((is_key(left) && is_value(right)) || (is_value(left) && is_key(right)))
+}
+
+/// Whether the key range of [`row_id_range`] holds `filter` exactly: a comparison of the
+/// primary key with a value that converts to the key's type without loss (not NULL).
+pub fn narrows_exactly(schema: &TableSchema, filter: &Expr) -> bool {
+    key_comparison(schema, filter).is_some()
 }
 
 /// The key range allowed by the primary-key comparisons among `filters` (a superset of
@@ -181,12 +185,12 @@ mod tests {
     fn a_parameter_on_the_key_is_pushed_down_and_narrows_once_bound() {
         let parameter = Expr::Placeholder(Placeholder::new_with_field("$1".into(), None));
         let schema = schema();
-        assert!(is_primary_key_filter(&schema, &col("id").eq(parameter.clone())));
-        assert!(is_primary_key_filter(
+        assert!(compares_key(&schema, &col("id").eq(parameter.clone())));
+        assert!(compares_key(
             &schema,
             &cast(parameter.clone(), arrow::datatypes::DataType::Int64).lt(col("id"))
         ));
-        assert!(!is_primary_key_filter(&schema, &col("n").eq(parameter)));
+        assert!(!compares_key(&schema, &col("n").eq(parameter)));
         // Bound, the parameter may keep the cast the planner put around it.
         let bound = col("id").eq(cast(lit(5i32), arrow::datatypes::DataType::Int64));
         let range = row_id_range(&schema, &[bound]);

@@ -15,17 +15,22 @@ use calamus_domain::model::{DELETED_COLUMN, StorageDefinition, TableDefinition, 
 use calamus_domain::row_batch::{BatchColumn, RowBatchBuilder};
 use calamus_domain::{Partition, RowStore, ScanRequest};
 use datafusion::catalog::Session;
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, DataFusionError, Result};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::{RecordBatchReceiverStream, RecordBatchStreamAdapter};
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
 use super::bounded_scan::BoundedScanExec;
 
-use super::key_range::{RowIdRange, is_primary_key_filter, row_id_range};
+use super::key_range::{RowIdRange, compares_key, narrows_exactly, row_id_range};
 use crate::cold::ColdStorage;
 use crate::cold::merged::MergedScan;
 
@@ -103,11 +108,10 @@ impl TableProvider for KvTable {
         Ok(filters
             .iter()
             .map(|f| {
-                // With a cold tier, any filter may skip segments (see `MergedScan`).
-                if mentions_deleted(f)
-                    || self.cold.is_some()
-                    || (self.keyed_by_primary_key() && is_primary_key_filter(self.table.schema(), f))
-                {
+                if self.answers_exactly(f) {
+                    TableProviderFilterPushDown::Exact
+                } else if mentions_deleted(f) || self.cold.is_some() {
+                    // With a cold tier, any filter may skip segments (see `MergedScan`).
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
@@ -125,15 +129,33 @@ impl TableProvider for KvTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // Soft-deleted rows are hidden unless the query asks about `_deleted` itself.
         let include_deleted = filters.iter().any(mentions_deleted);
-        if let Some((cold, storage)) = &self.cold {
-            let manifest = self
+        let wanted: Vec<usize> = projection
+            .cloned()
+            .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let manifest = match &self.cold {
+            Some(_) => self
                 .rows
                 .manifest(&self.table, &self.partition)
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            if !manifest.is_empty() {
-                let projection: Vec<usize> = projection
-                    .cloned()
-                    .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+            None => Default::default(),
+        };
+        let flushed = !manifest.is_empty();
+        // The key filters this scan answers exactly but its key range does not hold: all of
+        // them where segments are read too (the range narrows the hot rows only).
+        let schema = self.table.schema();
+        let own_filters: Vec<&Expr> = filters
+            .iter()
+            .filter(|f| self.answers_exactly(f) && (flushed || !narrows_exactly(schema, f)))
+            .collect();
+        let mut read = wanted.clone();
+        if !own_filters.is_empty()
+            && let Some(key) = schema.primary_key_position()
+            && !read.contains(&key)
+        {
+            read.push(key);
+        }
+        let plan = match &self.cold {
+            Some((cold, storage)) if flushed => {
                 let merged = MergedScan {
                     table: &self.table,
                     partition: &self.partition,
@@ -145,19 +167,41 @@ impl TableProvider for KvTable {
                     manifest: &manifest,
                     filters,
                 };
-                return merged.plan(state, &projection).await;
+                merged.plan(state, &read).await?
             }
+            // A limit is pushed only when every filter is answered here, and so must not
+            // cut the rows before this scan's own filters.
+            _ => self.hot_scan(filters, include_deleted, read, limit.filter(|_| own_filters.is_empty()))?,
+        };
+        if own_filters.is_empty() {
+            return Ok(plan);
         }
+        filter_then_project(state, plan, &own_filters, wanted.len())
+    }
+}
+
+impl KvTable {
+    /// Whether the scan answers `filter` exactly, so DataFusion need not apply it again: a
+    /// comparison of the primary key with a value, for tables stored by primary key.
+    fn answers_exactly(&self, filter: &Expr) -> bool {
+        self.keyed_by_primary_key() && compares_key(self.table.schema(), filter)
+    }
+
+    /// The scan of the hot rows: the key range the filters allow, the columns at `projection`
+    /// (positions in the provider's schema).
+    fn hot_scan(
+        &self,
+        filters: &[Expr],
+        include_deleted: bool,
+        projection: Vec<usize>,
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         let range = if self.keyed_by_primary_key() {
             row_id_range(self.table.schema(), filters)
         } else {
             RowIdRange::all()
         };
-        let projection: Vec<usize> = projection
-            .cloned()
-            .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
         let projected = Arc::new(self.schema.project(&projection)?);
-        // A limit is only safe to push when no filter is left for DataFusion to apply.
         let request = ScanRequest {
             start: range.start,
             end: range.end,
@@ -191,6 +235,46 @@ impl TableProvider for KvTable {
     }
 }
 
+/// `plan` with `filters` applied, then cut to its first `width` columns (the filters may
+/// have needed one more).
+fn filter_then_project(
+    state: &dyn Session,
+    plan: Arc<dyn ExecutionPlan>,
+    filters: &[&Expr],
+    width: usize,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let schema = plan.schema();
+    // The filters name the table's columns, which are the plan's, unqualified.
+    let predicate = filters
+        .iter()
+        .map(|&f| {
+            f.clone()
+                .transform(|e| match e {
+                    Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))),
+                    other => Ok(Transformed::no(other)),
+                })
+                .map(|t| t.data)
+        })
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .reduce(Expr::and);
+    let Some(predicate) = predicate else {
+        return Ok(plan);
+    };
+    let predicate = state.create_physical_expr(predicate, &DFSchema::try_from(schema.as_ref().clone())?)?;
+    let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(predicate, plan)?);
+    if schema.fields().len() == width {
+        return Ok(filtered);
+    }
+    let columns = schema.fields().iter().take(width).enumerate().map(|(i, field)| {
+        (
+            Arc::new(PhysicalColumn::new(field.name(), i)) as Arc<dyn PhysicalExpr>,
+            field.name().clone(),
+        )
+    });
+    Ok(Arc::new(ProjectionExec::try_new(columns, filtered)?))
+}
+
 /// The rows of one scan, read on a blocking thread and sent as Arrow batches.
 #[derive(Debug, Clone)]
 pub(crate) struct KvPartitionStream {
@@ -217,10 +301,11 @@ impl PartitionStream for KvPartitionStream {
         if self.reads_one_key() {
             // A primary-key lookup reads at most one row: on this thread, without handing
             // the scan to the blocking pool and back.
-            let batch = self.read_one_key();
+            // No row gives no batch, as DataFusion's own operators do.
+            let batch = self.read_one_key().transpose();
             return Box::pin(RecordBatchStreamAdapter::new(
                 Arc::clone(&self.schema),
-                futures::stream::once(async move { batch }),
+                futures::stream::iter(batch),
             ));
         }
         let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&self.schema), 2);
@@ -280,8 +365,9 @@ impl KvPartitionStream {
         RowBatchBuilder::new(self.table.schema(), batch_columns, Arc::clone(&self.schema)).map_err(external)
     }
 
-    /// The row of a single-key scan as one batch, read on the calling thread.
-    fn read_one_key(&self) -> Result<RecordBatch> {
+    /// The row of a single-key scan as one batch (none without a row), read on the
+    /// calling thread.
+    fn read_one_key(&self) -> Result<Option<RecordBatch>> {
         let mut batch = self.batch_builder()?;
         self.rows
             .visit_encoded(
@@ -292,7 +378,10 @@ impl KvPartitionStream {
             )
             .map_err(external)?;
         self.check_not_flushed()?;
-        batch.finish().map_err(external)
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        batch.finish().map(Some).map_err(external)
     }
 
     /// Fails the scan if a flush moved rows to the cold tier while it read (the statement
