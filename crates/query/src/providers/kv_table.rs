@@ -29,7 +29,6 @@ use datafusion::physical_plan::stream::{RecordBatchReceiverStream, RecordBatchSt
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
 use super::bounded_scan::BoundedScanExec;
-
 use super::key_range::{RowIdRange, compares_key, narrows_exactly, row_id_range};
 use crate::cold::ColdStorage;
 use crate::cold::merged::MergedScan;
