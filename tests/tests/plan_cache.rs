@@ -169,6 +169,10 @@ fn a_key_lookup_runs_in_one_partition(backend: StorageBackend) {
             texts(&[]),
         ),
     ] {
-        assert_eq!(cells(&run(sql, &[value.clone()])), want, "{sql} with {value:?}");
+        assert_eq!(
+            cells(&run(sql, std::slice::from_ref(&value))),
+            want,
+            "{sql} with {value:?}"
+        );
     }
 }
