@@ -15,6 +15,7 @@ pub mod json_body;
 pub mod metrics;
 pub mod rate_limit;
 pub mod response;
+pub mod run_to_end;
 pub mod server;
 pub mod sql;
 pub mod tasks;

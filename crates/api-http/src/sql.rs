@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::encode::{schema_json, write_rows_as_arrays};
 use crate::error_code::{ApiError, ErrorCode};
 use crate::response::{Body, JSON, bytes_response, elapsed_ms, error_body, error_response};
+use crate::run_to_end::RunToEnd;
 
 /// Bytes of results buffered before the response starts streaming.
 pub const STREAM_THRESHOLD: usize = 256 * 1024;
@@ -76,21 +77,20 @@ pub async fn handle(
     let (decision_tx, mut decision_rx) = oneshot::channel();
     let engine = Arc::clone(engine);
     let role = caller.role;
-    let mut running = Box::pin(async move {
+    let mut running = RunToEnd::new(async move {
         let sink = Sink::new(decision_tx, started);
         run_batch(&engine, batch, role, limits, sink).await;
     });
     // The batch runs on this task until the response starts: most batches end first, and
-    // answer without a hand-over to another thread. A response that starts streaming
-    // before the batch ends leaves the rest of it to a task of its own.
+    // answer without a hand-over to another thread. What is left of a batch whose response
+    // started first, or whose request is dropped (the client went away), goes on in a task
+    // of its own when `running` is dropped.
     let decision = tokio::select! {
         biased;
         () = &mut running => decision_rx.await,
-        decision = &mut decision_rx => {
-            tokio::spawn(running);
-            decision
-        }
+        decision = &mut decision_rx => decision,
     };
+    drop(running);
     match decision {
         Ok(response) => response,
         Err(_) => error_response(
