@@ -13,6 +13,7 @@ use tempfile::TempDir;
 calamus_tests::on_both_backends!(
     parameters_users_ddl_and_time_are_honoured,
     a_key_lookup_runs_in_one_partition,
+    a_kept_lookup_plans_only_its_scan_again,
 );
 
 fn cells(outputs: &[StatementOutput]) -> Vec<Vec<String>> {
@@ -175,4 +176,98 @@ fn a_key_lookup_runs_in_one_partition(backend: StorageBackend) {
             "{sql} with {value:?}"
         );
     }
+}
+
+/// The physical plan of a lookup by a parameter is kept, and each run plans only its scan
+/// with the value bound: the answers are those of planning again, per user, across
+/// writes, a flush to the cold tier and DDL; a query with a parameter elsewhere is
+/// planned physically each time.
+fn a_kept_lookup_plans_only_its_scan_again(backend: StorageBackend) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = TempDir::new().unwrap();
+    let db = Database::open(backend, &dir.path().join("data")).unwrap();
+    let run = |session: &mut Session, sql: &str, params: &[ScalarValue]| {
+        rt.block_on(db.engine.execute(session, sql, params))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    };
+    let root = Session::root();
+    let physical_reuses = || -> u64 {
+        let sql = "SELECT metric_value FROM system.stats WHERE metric_name = 'physical_plan_reuses'";
+        cells(&run(&mut root.clone(), sql, &[]))[0][0].parse().unwrap()
+    };
+    run(
+        &mut Session::root(),
+        "CREATE NAMESPACE app; CREATE USER TABLE app.t (id BIGINT PRIMARY KEY, v TEXT)",
+        &[],
+    );
+    let mut alice = Session::new(UserId::new("alice").unwrap(), Role::User);
+    let mut bob = Session::new(UserId::new("bob").unwrap(), Role::User);
+    run(&mut alice, "INSERT INTO app.t VALUES (1, 'a1'), (2, 'a2')", &[]);
+    run(&mut bob, "INSERT INTO app.t VALUES (1, 'b1')", &[]);
+    let lookup = "SELECT v FROM app.t WHERE id = $1";
+    let int = |n: i64| [ScalarValue::Int64(Some(n))];
+    let look = |session: &mut Session, params: &[ScalarValue]| cells(&run(session, lookup, params));
+
+    let before = physical_reuses();
+    assert_eq!(
+        look(&mut alice, &int(1)),
+        [["a1"]],
+        "planned, and its physical plan kept"
+    );
+    assert_eq!(look(&mut alice, &int(2)), [["a2"]]);
+    assert!(look(&mut alice, &int(3)).is_empty());
+    assert!(
+        look(&mut alice, &[ScalarValue::Int64(None)]).is_empty(),
+        "NULL matches no key"
+    );
+    assert!(look(&mut alice, &[ScalarValue::Float64(Some(1.5))]).is_empty());
+    assert_eq!(look(&mut alice, &[ScalarValue::Float64(Some(2.0))]), [["a2"]]);
+    assert_eq!(look(&mut bob, &int(1)), [["b1"]], "each user's own plan and rows");
+    assert_eq!(look(&mut bob, &int(1)), [["b1"]]);
+    assert!(look(&mut bob, &int(2)).is_empty(), "alice's row 2 is not bob's");
+    let reused = physical_reuses() - before;
+    assert!(reused >= 6, "the kept physical plan served the later runs ({reused})");
+
+    // Writes, a flush moving the rows to the cold tier, and writes after it are all seen.
+    run(&mut alice, "UPDATE app.t SET v = 'a1 new' WHERE id = 1", &[]);
+    assert_eq!(look(&mut alice, &int(1)), [["a1 new"]]);
+    run(&mut Session::root(), "STORAGE FLUSH TABLE app.t", &[]);
+    let flushed = |session: &mut Session| {
+        for _ in 0..200 {
+            let sql = "SELECT count(*) FROM system.jobs WHERE status IN ('queued', 'running')";
+            if cells(&run(session, sql, &[]))[0][0] == "0" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the flush did not finish");
+    };
+    flushed(&mut Session::root());
+    assert_eq!(look(&mut alice, &int(1)), [["a1 new"]], "read from its segment");
+    assert_eq!(look(&mut alice, &int(2)), [["a2"]]);
+    assert_eq!(look(&mut bob, &int(1)), [["b1"]]);
+    run(&mut alice, "UPDATE app.t SET v = 'a2 hot' WHERE id = 2", &[]);
+    run(&mut alice, "DELETE FROM app.t WHERE id = 1", &[]);
+    assert!(look(&mut alice, &int(1)).is_empty(), "deleted after its flush");
+    assert_eq!(look(&mut alice, &int(2)), [["a2 hot"]], "the hot version wins");
+    assert_eq!(look(&mut alice, &int(2)), [["a2 hot"]]);
+
+    // A parameter outside a key comparison: planned physically on every run.
+    let by_value = "SELECT id FROM app.t WHERE v = $1";
+    let before = physical_reuses();
+    for _ in 0..3 {
+        let found = cells(&run(&mut bob, by_value, &[ScalarValue::Utf8(Some("b1".into()))]));
+        assert_eq!(found, [["1"]]);
+    }
+    assert_eq!(physical_reuses(), before, "no physical plan is kept for it");
+
+    // A table dropped and created again under the same name is the new table.
+    run(
+        &mut Session::root(),
+        "DROP TABLE app.t; CREATE USER TABLE app.t (id BIGINT PRIMARY KEY, v TEXT)",
+        &[],
+    );
+    assert!(look(&mut alice, &int(2)).is_empty());
+    run(&mut alice, "INSERT INTO app.t VALUES (2, 'again')", &[]);
+    assert_eq!(look(&mut alice, &int(2)), [["again"]]);
 }

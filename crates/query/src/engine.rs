@@ -8,7 +8,7 @@ use calamus_domain::ids::SnowflakeGenerator;
 use calamus_domain::model::Role;
 use calamus_domain::{Catalog, CatalogSnapshot, DomainError, NamespaceId, RowStore, TableId, TableName, UserId};
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
-use datafusion::common::ScalarValue;
+use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::TaskContext;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
@@ -26,8 +26,8 @@ use crate::jobs::{self, running::RunningJobs};
 use crate::live::{self, LiveQueries};
 use crate::output::StatementOutput;
 use crate::parser::parse_statements_with_text;
-use crate::plan_cache::{self, PlanCache, PlanKey};
-use crate::providers::{SessionCatalog, TableAccess};
+use crate::plan_cache::{self, KeptPlan, PlanCache, PlanKey};
+use crate::providers::{SessionCatalog, TableAccess, deferred_scan};
 use crate::session::Session;
 use crate::statement::{Statement, UnavailableFeature};
 use crate::{ddl, dml, show};
@@ -43,7 +43,7 @@ pub struct QueryEngine {
     pub(crate) live: Arc<LiveQueries>,
     pub(crate) cold: Option<ColdStorage>,
     /// Optimized plans of queries run before.
-    plans: PlanCache,
+    pub(crate) plans: Arc<PlanCache>,
     /// One flush at a time per table (by uid): two would write the same segment file.
     pub(crate) flush_locks: parking_lot::Mutex<std::collections::HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     /// Jobs running now, for `KILL JOB`.
@@ -98,7 +98,7 @@ impl QueryEngine {
             snowflake,
             live,
             cold: None,
-            plans: PlanCache::default(),
+            plans: Default::default(),
             flush_locks: Default::default(),
             running_jobs: Default::default(),
             backups: None,
@@ -364,6 +364,7 @@ impl QueryEngine {
             snapshot,
             rows: Arc::clone(&self.rows),
             live: Arc::clone(&self.live),
+            plans: Arc::clone(&self.plans),
             cold: self.cold.clone(),
             user: session.user.clone(),
             role: session.role,
@@ -413,9 +414,21 @@ impl QueryEngine {
     ) -> QueryResult<PlannedQuery> {
         let snapshot = self.catalog.snapshot();
         let key = PlanKey::new(session, statement.to_string(), dml_target.clone());
-        if let Some(optimized) = self.plans.get(&key, &snapshot) {
+        if let Some(kept) = self.plans.get(&key, &snapshot) {
+            if let Some((physical, schema)) = &kept.physical
+                && let Some(physical) = self.bind_kept(physical, params).await
+            {
+                self.plans.count_reuse(true);
+                let task = Arc::clone(&self.base_task);
+                return Ok(PlannedQuery {
+                    schema: Arc::clone(schema),
+                    physical,
+                    task,
+                });
+            }
+            self.plans.count_reuse(false);
             let task = Arc::clone(&self.base_task);
-            return self.plan_physical(&self.base_state, task, optimized, params).await;
+            return self.plan_physical(&self.base_state, task, kept.logical, params).await;
         }
         let state = self.state_with(session, Arc::clone(&snapshot), dml_target);
         let plan = self.logical_query_plan(&state, statement.clone()).await?;
@@ -424,7 +437,16 @@ impl QueryEngine {
         match state.optimize(&plan) {
             Ok(optimized) => {
                 if reusable {
-                    self.plans.put(key, snapshot, &optimized);
+                    let physical = if params.is_empty() {
+                        None
+                    } else {
+                        Self::deferred_physical(&state, &optimized).await
+                    };
+                    let kept = KeptPlan {
+                        logical: optimized.clone(),
+                        physical,
+                    };
+                    self.plans.put(key, snapshot, kept);
                 }
                 let task = Arc::new(TaskContext::from(&state));
                 self.plan_physical(&state, task, optimized, params).await
@@ -444,6 +466,37 @@ impl QueryEngine {
                 Ok(PlannedQuery { schema, physical, task })
             }
         }
+    }
+
+    /// The physical plan of `optimized` with its parameters unbound, when DataFusion can
+    /// plan it so: every parameter is in a key comparison a scan answers, and every scan
+    /// is deferred (see [`deferred_scan`]).
+    async fn deferred_physical(
+        state: &SessionState,
+        optimized: &LogicalPlan,
+    ) -> Option<(Arc<dyn ExecutionPlan>, SchemaRef)> {
+        let physical = state
+            .query_planner()
+            .create_physical_plan(optimized, state)
+            .await
+            .ok()?;
+        let schema: SchemaRef = Arc::new(optimized.schema().as_arrow().clone());
+        deferred_scan::only_deferred_scans(&physical).then_some((physical, schema))
+    }
+
+    /// A kept physical plan with its scans planned for `params`; `None` when they must be
+    /// planned from the logical plan instead (a scan that does not fit the kept plan, or
+    /// any error, which planning again reports).
+    async fn bind_kept(
+        &self,
+        physical: &Arc<dyn ExecutionPlan>,
+        params: &[ScalarValue],
+    ) -> Option<Arc<dyn ExecutionPlan>> {
+        let params = ParamValues::List(params.iter().cloned().map(Into::into).collect());
+        deferred_scan::bind_deferred_scans(physical, &self.base_state, &params)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Binds `params` to an optimized plan and plans it physically in `state`, to run in

@@ -17,7 +17,7 @@ pub mod jobs;
 pub mod live;
 pub mod output;
 pub mod parser;
-mod plan_cache;
+pub mod plan_cache;
 pub mod providers;
 pub mod session;
 pub mod show;

@@ -1,6 +1,8 @@
 //! Optimized plans of repeated queries, so that an app's `SELECT ... WHERE id = $1` is
 //! parsed, resolved and optimized once and afterwards only bound to its parameters and
-//! planned physically.
+//! planned physically. Where its parameters are all in key comparisons its scans answer,
+//! the physical plan is kept too, with its scans deferred, and each run only plans the
+//! scans with the values bound (see [`crate::providers::deferred_scan`]).
 //!
 //! A plan is kept per (SQL text, user, role, namespace) and is valid only for the catalog
 //! snapshot it was planned against: any DDL, user or job change makes a new snapshot, and
@@ -11,11 +13,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use calamus_domain::model::Role;
 use calamus_domain::{CatalogSnapshot, NamespaceId, TableId, UserId};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::physical_plan::ExecutionPlan;
 use parking_lot::Mutex;
 
 use crate::session::Session;
@@ -51,43 +56,86 @@ impl PlanKey {
 struct CachedPlan {
     /// The snapshot the plan was resolved against (held, so its address is not reused).
     snapshot: Arc<CatalogSnapshot>,
-    plan: LogicalPlan,
+    kept: KeptPlan,
 }
 
-/// The cache of optimized logical plans.
+/// What is kept of a query: its optimized plan, and the physical plan of a query whose
+/// scans were all deferred until its parameters are bound.
+#[derive(Clone)]
+pub(crate) struct KeptPlan {
+    /// The optimized logical plan, parameters unbound.
+    pub(crate) logical: LogicalPlan,
+    /// The physical plan with [`DeferredScanExec`](crate::providers::deferred_scan)s, and
+    /// the schema of its rows.
+    pub(crate) physical: Option<(Arc<dyn ExecutionPlan>, SchemaRef)>,
+}
+
+/// The cache of the plans of queries run before.
 #[derive(Default)]
-pub(crate) struct PlanCache {
+pub struct PlanCache {
     plans: Mutex<HashMap<PlanKey, CachedPlan>>,
+    logical_reuses: AtomicU64,
+    physical_reuses: AtomicU64,
+}
+
+impl std::fmt::Debug for PlanCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanCache").field("reuse", &self.reuse()).finish()
+    }
+}
+
+/// How much the kept plans are used, as `system.stats` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanReuse {
+    /// Plans kept now.
+    pub kept: u64,
+    /// Runs since the start that reused a kept optimized plan, planning it physically.
+    pub logical: u64,
+    /// Runs since the start that reused a kept physical plan, planning only its scans.
+    pub physical: u64,
 }
 
 impl PlanCache {
     /// The plan kept for `key`, if it was planned against `snapshot`.
-    pub(crate) fn get(&self, key: &PlanKey, snapshot: &Arc<CatalogSnapshot>) -> Option<LogicalPlan> {
+    pub(crate) fn get(&self, key: &PlanKey, snapshot: &Arc<CatalogSnapshot>) -> Option<KeptPlan> {
         let plans = self.plans.lock();
         let cached = plans.get(key)?;
-        Arc::ptr_eq(&cached.snapshot, snapshot).then(|| cached.plan.clone())
+        Arc::ptr_eq(&cached.snapshot, snapshot).then(|| cached.kept.clone())
     }
 
     /// Keeps `plan` (optimized, parameters unbound) for `key`: only for a plan whose
     /// unoptimized form is [`reusable`] (the optimizer folds `NOW()` away).
-    pub(crate) fn put(&self, key: PlanKey, snapshot: Arc<CatalogSnapshot>, plan: &LogicalPlan) {
+    pub(crate) fn put(&self, key: PlanKey, snapshot: Arc<CatalogSnapshot>, plan: KeptPlan) {
         let mut plans = self.plans.lock();
         if plans.len() >= CAPACITY && !plans.contains_key(&key) {
             plans.clear();
         }
-        plans.insert(
-            key,
-            CachedPlan {
-                snapshot,
-                plan: plan.clone(),
-            },
-        );
+        plans.insert(key, CachedPlan { snapshot, kept: plan });
     }
 
     /// Plans kept now.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.plans.lock().len()
+    }
+
+    /// Counts a run that reused a kept plan: its physical plan when `physical`.
+    pub(crate) fn count_reuse(&self, physical: bool) {
+        let counter = if physical {
+            &self.physical_reuses
+        } else {
+            &self.logical_reuses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How much the kept plans are used.
+    pub fn reuse(&self) -> PlanReuse {
+        PlanReuse {
+            kept: self.plans.lock().len() as u64,
+            logical: self.logical_reuses.load(Ordering::Relaxed),
+            physical: self.physical_reuses.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -214,7 +262,10 @@ mod tests {
         cache.put(
             PlanKey::new(&alice, sql.into(), None),
             Arc::clone(&one),
-            &plan(sql).await,
+            KeptPlan {
+                logical: plan(sql).await,
+                physical: None,
+            },
         );
         assert!(cache.get(&PlanKey::new(&alice, sql.into(), None), &one).is_some());
         assert!(

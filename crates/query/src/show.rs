@@ -52,7 +52,7 @@ pub fn namespaces(engine: &QueryEngine, session: &Session) -> QueryResult<Statem
 /// `SHOW STORAGES`: the rows of `system.storages`.
 pub fn storages(engine: &QueryEngine) -> QueryResult<StatementOutput> {
     let snapshot = engine.catalog.snapshot();
-    let batch = crate::providers::system::system_batch("storages", &snapshot, &engine.live, None)?
+    let batch = crate::providers::system::system_batch("storages", &snapshot, &engine.live, &engine.plans, None)?
         .expect("system.storages exists");
     Ok(StatementOutput::Rows {
         schema: batch.schema(),

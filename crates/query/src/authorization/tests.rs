@@ -378,6 +378,7 @@ async fn the_catalog_refuses_tables_the_role_may_not_read() {
             snapshot: snapshot(),
             rows: Arc::new(MockRowStore::new()),
             live: Arc::new(crate::live::LiveQueries::new()),
+            plans: Default::default(),
             cold: None,
             user: s.user,
             role: s.role,

@@ -22,6 +22,7 @@ use crate::authorization::denied;
 use crate::authorization::rules::{SystemTableAccess, may_read, system_table_access};
 use crate::cold::ColdStorage;
 use crate::live::LiveQueries;
+use crate::plan_cache::PlanCache;
 
 /// What one statement may read, and as whom.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct TableAccess {
     pub rows: Arc<dyn RowStore>,
     /// The live subscriptions (`system.live_queries`).
     pub live: Arc<LiveQueries>,
+    /// The engine's kept plans (their reuse counts are in `system.stats`).
+    pub plans: Arc<PlanCache>,
     /// Where flushed segments are (none: the engine has no data directory).
     pub cold: Option<ColdStorage>,
     /// Whose partitions USER and STREAM tables read.
@@ -107,10 +110,16 @@ impl SchemaProvider for NamespaceSchema {
         let role = self.access.role;
         if self.namespace == NamespaceId::system() {
             return match system_table_access(role, name) {
-                SystemTableAccess::All => system_table(name, &self.access.snapshot, &self.access.live, None),
-                SystemTableAccess::OwnRows => {
-                    system_table(name, &self.access.snapshot, &self.access.live, Some(&self.access.user))
+                SystemTableAccess::All => {
+                    system_table(name, &self.access.snapshot, &self.access.live, &self.access.plans, None)
                 }
+                SystemTableAccess::OwnRows => system_table(
+                    name,
+                    &self.access.snapshot,
+                    &self.access.live,
+                    &self.access.plans,
+                    Some(&self.access.user),
+                ),
                 SystemTableAccess::Nothing => Err(refused(role, || format!("role {role} may not read system.{name}"))),
             };
         }

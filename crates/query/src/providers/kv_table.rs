@@ -29,6 +29,7 @@ use datafusion::physical_plan::stream::{RecordBatchReceiverStream, RecordBatchSt
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
 use super::bounded_scan::BoundedScanExec;
+use super::deferred_scan::{DeferredScanExec, has_placeholder};
 use super::key_range::{RowIdRange, compares_key, narrows_exactly, row_id_range};
 use crate::cold::ColdStorage;
 use crate::cold::merged::MergedScan;
@@ -37,7 +38,7 @@ use crate::cold::merged::MergedScan;
 pub const ROW_ID_COLUMN: &str = "__calamus_row_id";
 
 /// One table's rows in one partition, as DataFusion sees them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct KvTable {
     table: Arc<TableDefinition>,
     partition: Partition,
@@ -74,7 +75,7 @@ impl KvTable {
 
     /// Whether rows are stored under their primary key, so a filter on it narrows the
     /// scan to a key range. STREAM rows are stored in arrival order, under their `_seq`.
-    fn keyed_by_primary_key(&self) -> bool {
+    pub(crate) fn keyed_by_primary_key(&self) -> bool {
         self.table.kind != TableKind::Stream
     }
 
@@ -126,6 +127,15 @@ impl TableProvider for KvTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if filters.iter().any(has_placeholder) {
+            // Planned before its parameters are bound: planned again with their values.
+            return Ok(Arc::new(DeferredScanExec::new(
+                self.clone(),
+                projection,
+                filters,
+                limit,
+            )?));
+        }
         // Soft-deleted rows are hidden unless the query asks about `_deleted` itself.
         let include_deleted = filters.iter().any(mentions_deleted);
         let wanted: Vec<usize> = projection
@@ -182,7 +192,7 @@ impl TableProvider for KvTable {
 impl KvTable {
     /// Whether the scan answers `filter` exactly, so DataFusion need not apply it again: a
     /// comparison of the primary key with a value, for tables stored by primary key.
-    fn answers_exactly(&self, filter: &Expr) -> bool {
+    pub(crate) fn answers_exactly(&self, filter: &Expr) -> bool {
         self.keyed_by_primary_key() && compares_key(self.table.schema(), filter)
     }
 

@@ -3,6 +3,7 @@
 
 mod bounded_scan;
 pub mod catalog;
+pub(crate) mod deferred_scan;
 pub mod key_range;
 pub mod kv_table;
 pub mod system;

@@ -9,6 +9,7 @@ use arrow::record_batch::RecordBatch;
 use calamus_domain::{CatalogSnapshot, UserId};
 
 use crate::live::LiveQueries;
+use crate::plan_cache::PlanCache;
 use datafusion::common::Result;
 use datafusion::datasource::{MemTable, TableProvider};
 
@@ -51,9 +52,10 @@ pub fn system_table(
     name: &str,
     snapshot: &CatalogSnapshot,
     live: &LiveQueries,
+    plans: &PlanCache,
     owner: Option<&UserId>,
 ) -> Result<Option<Arc<dyn TableProvider>>> {
-    let Some(batch) = system_batch(name, snapshot, live, owner)? else {
+    let Some(batch) = system_batch(name, snapshot, live, plans, owner)? else {
         return Ok(None);
     };
     Ok(Some(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?)))
@@ -64,6 +66,7 @@ pub fn system_batch(
     name: &str,
     snapshot: &CatalogSnapshot,
     live: &LiveQueries,
+    plans: &PlanCache,
     owner: Option<&UserId>,
 ) -> Result<Option<RecordBatch>> {
     let (fields, columns) = match name {
@@ -74,7 +77,7 @@ pub fn system_batch(
         "storages" => storages(snapshot),
         "jobs" => jobs(snapshot),
         "live_queries" | "live" => live_queries(live),
-        "stats" => stats(snapshot),
+        "stats" => stats(snapshot, plans),
         _ => return Ok(None),
     };
     let schema = Arc::new(Schema::new(fields));
@@ -312,7 +315,7 @@ fn live_queries(live: &LiveQueries) -> Table {
     (fields, columns)
 }
 
-fn stats(s: &CatalogSnapshot) -> Table {
+fn stats(s: &CatalogSnapshot, plans: &PlanCache) -> Table {
     let metrics = [
         ("namespaces", s.namespaces.len()),
         ("tables", s.tables.len()),
@@ -342,6 +345,12 @@ fn stats(s: &CatalogSnapshot) -> Table {
         ("jobs", s.jobs.len()),
     ];
     let mut metrics: Vec<(&str, u64)> = metrics.iter().map(|&(n, v)| (n, v as u64)).collect();
+    let reuse = plans.reuse();
+    metrics.extend([
+        ("plans_kept", reuse.kept),
+        ("plan_reuses", reuse.logical),
+        ("physical_plan_reuses", reuse.physical),
+    ]);
     if let Some(rss) = resident_memory_bytes() {
         metrics.push(("memory_rss_bytes", rss));
     }
