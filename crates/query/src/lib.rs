@@ -9,6 +9,7 @@ pub mod authorization;
 pub mod backup;
 pub mod cold;
 pub mod ddl;
+pub mod dialect;
 pub mod dml;
 pub mod engine;
 pub mod error;

@@ -1,14 +1,13 @@
 //! The check of one statement against the roles table, before it runs.
 
-use std::ops::ControlFlow;
-
 use calamus_domain::model::Role;
 use calamus_domain::{CatalogSnapshot, NamespaceId, TableId, TableName, UserId};
 use datafusion::common::TableReference;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::{
-    Expr, FromTable, ObjectName, Statement as SqlStatement, TableFactor, TableObject, TableWithJoins, Visit, Visitor,
+    Expr, FromTable, Insert, ObjectName, Query, SetExpr, Statement as SqlStatement, TableFactor, TableObject,
+    TableWithJoins, Values,
 };
 
 use super::rules::{
@@ -271,42 +270,96 @@ impl StatementCheck<'_> {
 /// number) and which names no other table: `INSERT ... VALUES` of plain rows, which reads
 /// nothing else. `None` for any other statement (a subquery is an expression that is not
 /// a literal, so an INSERT holding one is not this).
+///
+/// The statement is matched field by field, every field named: a field that a later
+/// sqlparser adds fails the build here instead of going unchecked. Any clause beyond the
+/// target, its columns and the rows (`ON CONFLICT`, `RETURNING`, a `WITH`, ...) gives
+/// `None`, and the statement's reads are then resolved the general way.
 fn literal_insert_target(statement: &SqlStatement) -> Option<ObjectName> {
-    let SqlStatement::Insert(insert) = statement else {
+    let SqlStatement::Insert(Insert {
+        insert_token: _,
+        optimizer_hints: _,
+        or: _,
+        ignore: _,
+        into: _,
+        table,
+        table_alias: _,
+        columns: _,
+        overwrite: _,
+        source,
+        assignments,
+        partitioned,
+        after_columns: _,
+        has_table_keyword: _,
+        on,
+        returning,
+        output,
+        replace_into: _,
+        priority: _,
+        insert_alias,
+        settings,
+        format_clause,
+        multi_table_insert_type,
+        multi_table_into_clauses,
+        multi_table_when_clauses,
+        multi_table_else_clause,
+    }) = statement
+    else {
         return None;
     };
-    let TableObject::TableName(target) = &insert.table else {
+    let TableObject::TableName(target) = table else {
         return None;
     };
-    statement
-        .visit(&mut LiteralRows { target })
-        .is_continue()
-        .then(|| target.clone())
+    let only_rows = assignments.is_empty()
+        && partitioned.is_none()
+        && on.is_none()
+        && returning.is_none()
+        && output.is_none()
+        && insert_alias.is_none()
+        && settings.is_none()
+        && format_clause.is_none()
+        && multi_table_insert_type.is_none()
+        && multi_table_into_clauses.is_empty()
+        && multi_table_when_clauses.is_empty()
+        && multi_table_else_clause.is_none();
+    (only_rows && source.as_deref().is_some_and(is_literal_rows)).then(|| target.clone())
 }
 
-/// One walk of an INSERT that stops at the first table other than `target` and at the
-/// first expression that is not a literal.
-struct LiteralRows<'a> {
-    target: &'a ObjectName,
+/// Whether `query` is nothing but `VALUES` rows of literals.
+fn is_literal_rows(query: &Query) -> bool {
+    let Query {
+        with,
+        body,
+        order_by,
+        limit_clause,
+        fetch,
+        locks,
+        for_clause,
+        settings,
+        format_clause,
+        pipe_operators,
+    } = query;
+    let SetExpr::Values(Values { rows, .. }) = body.as_ref() else {
+        return false;
+    };
+    with.is_none()
+        && order_by.is_none()
+        && limit_clause.is_none()
+        && fetch.is_none()
+        && locks.is_empty()
+        && for_clause.is_none()
+        && settings.is_none()
+        && format_clause.is_none()
+        && pipe_operators.is_empty()
+        && rows.iter().all(|row| row.content.iter().all(is_literal))
 }
 
-impl Visitor for LiteralRows<'_> {
-    type Break = ();
-
-    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
-        if relation == self.target {
-            ControlFlow::Continue(())
-        } else {
-            ControlFlow::Break(())
-        }
-    }
-
-    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-        // A sign is walked into too: `-1` is a literal, `-(SELECT ...)` is not.
-        match expr {
-            Expr::Value(_) | Expr::UnaryOp { .. } => ControlFlow::Continue(()),
-            _ => ControlFlow::Break(()),
-        }
+/// A value, a `$n` parameter, or one with a sign (`-1`).
+fn is_literal(expr: &Expr) -> bool {
+    match expr {
+        Expr::Value(_) => true,
+        Expr::UnaryOp { expr, .. } => is_literal(expr),
+        _ => false,
     }
 }
 
@@ -335,6 +388,11 @@ mod literal_insert_tests {
             "INSERT INTO app.t VALUES (-(SELECT 1))",
             "INSERT INTO app.t SELECT * FROM app.u",
             "INSERT INTO app.t VALUES (now())",
+            "INSERT INTO app.t VALUES (1) RETURNING (SELECT 1 FROM app.u)",
+            "INSERT INTO app.t VALUES (1) ON CONFLICT (a) DO UPDATE SET a = (SELECT 1 FROM app.u)",
+            "WITH u AS (SELECT 1 FROM app.u) INSERT INTO app.t VALUES (1)",
+            "INSERT INTO app.t WITH u AS (SELECT 1 FROM app.u) VALUES (1)",
+            "INSERT INTO app.t VALUES (1) ORDER BY (SELECT 1 FROM app.u)",
             "UPDATE app.t SET a = 1",
             "SELECT 1",
         ] {
