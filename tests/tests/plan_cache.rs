@@ -20,6 +20,24 @@ fn cells(outputs: &[StatementOutput]) -> Vec<Vec<String>> {
     calamus_tests::cells(&outputs[0])
 }
 
+/// The USER table `app.t (id BIGINT PRIMARY KEY, v TEXT)` holding alice's rows 1 and 2
+/// and bob's row 1: their sessions.
+fn alice_and_bob(rt: &tokio::runtime::Runtime, db: &Database) -> (Session, Session) {
+    let run = |session: &mut Session, sql: &str| {
+        rt.block_on(db.engine.execute(session, sql, &[]))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    };
+    run(
+        &mut Session::root(),
+        "CREATE NAMESPACE app; CREATE USER TABLE app.t (id BIGINT PRIMARY KEY, v TEXT)",
+    );
+    let mut alice = Session::new(UserId::new("alice").unwrap(), Role::User);
+    let mut bob = Session::new(UserId::new("bob").unwrap(), Role::User);
+    run(&mut alice, "INSERT INTO app.t VALUES (1, 'a1'), (2, 'a2')");
+    run(&mut bob, "INSERT INTO app.t VALUES (1, 'b1')");
+    (alice, bob)
+}
+
 fn parameters_users_ddl_and_time_are_honoured(backend: StorageBackend) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = TempDir::new().unwrap();
@@ -29,15 +47,7 @@ fn parameters_users_ddl_and_time_are_honoured(backend: StorageBackend) {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     };
     let mut root = Session::root();
-    run(
-        &mut root,
-        "CREATE NAMESPACE app; CREATE USER TABLE app.t (id BIGINT PRIMARY KEY, v TEXT)",
-        &[],
-    );
-    let mut alice = Session::new(UserId::new("alice").unwrap(), Role::User);
-    let mut bob = Session::new(UserId::new("bob").unwrap(), Role::User);
-    run(&mut alice, "INSERT INTO app.t VALUES (1, 'a1'), (2, 'a2')", &[]);
-    run(&mut bob, "INSERT INTO app.t VALUES (1, 'b1')", &[]);
+    let (mut alice, mut bob) = alice_and_bob(&rt, &db);
 
     // The same text with other parameters, and as another user.
     let lookup = "SELECT v FROM app.t WHERE id = $1";
@@ -195,15 +205,7 @@ fn a_kept_lookup_plans_only_its_scan_again(backend: StorageBackend) {
         let sql = "SELECT metric_value FROM system.stats WHERE metric_name = 'physical_plan_reuses'";
         cells(&run(&mut root.clone(), sql, &[]))[0][0].parse().unwrap()
     };
-    run(
-        &mut Session::root(),
-        "CREATE NAMESPACE app; CREATE USER TABLE app.t (id BIGINT PRIMARY KEY, v TEXT)",
-        &[],
-    );
-    let mut alice = Session::new(UserId::new("alice").unwrap(), Role::User);
-    let mut bob = Session::new(UserId::new("bob").unwrap(), Role::User);
-    run(&mut alice, "INSERT INTO app.t VALUES (1, 'a1'), (2, 'a2')", &[]);
-    run(&mut bob, "INSERT INTO app.t VALUES (1, 'b1')", &[]);
+    let (mut alice, mut bob) = alice_and_bob(&rt, &db);
     let lookup = "SELECT v FROM app.t WHERE id = $1";
     let int = |n: i64| [ScalarValue::Int64(Some(n))];
     let look = |session: &mut Session, params: &[ScalarValue]| cells(&run(session, lookup, params));

@@ -36,6 +36,18 @@ impl BoundedScanExec {
     }
 }
 
+/// `with_new_children` of a plan without children: itself, given none.
+pub(crate) fn leaf_with_new_children(
+    plan: Arc<dyn ExecutionPlan>,
+    children: &[Arc<dyn ExecutionPlan>],
+) -> Result<Arc<dyn ExecutionPlan>> {
+    if children.is_empty() {
+        Ok(plan)
+    } else {
+        internal_err!("{} has no children to replace", plan.name())
+    }
+}
+
 impl DisplayAs for BoundedScanExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "BoundedScanExec: max_rows={}, ", self.max_rows)?;
@@ -64,11 +76,7 @@ impl ExecutionPlan for BoundedScanExec {
     }
 
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.is_empty() {
-            Ok(self)
-        } else {
-            internal_err!("a bounded scan has no children to replace")
-        }
+        leaf_with_new_children(self, &children)
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {

@@ -28,6 +28,7 @@ use datafusion::physical_plan::{
     StatisticsArgs,
 };
 
+use super::bounded_scan::leaf_with_new_children;
 use super::kv_table::KvTable;
 
 /// Whether `expr` holds a parameter (`$1`).
@@ -137,11 +138,7 @@ impl ExecutionPlan for DeferredScanExec {
     }
 
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.is_empty() {
-            Ok(self)
-        } else {
-            internal_err!("a deferred scan has no children to replace")
-        }
+        leaf_with_new_children(self, &children)
     }
 
     fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
