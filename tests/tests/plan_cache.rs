@@ -201,6 +201,13 @@ fn a_kept_lookup_plans_only_its_scan_again(backend: StorageBackend) {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     };
     let root = Session::root();
+    // (runs from a kept physical plan, runs from a kept logical plan)
+    let reuses = || -> (u64, u64) {
+        let sql = "SELECT metric_value FROM system.stats \
+                   WHERE metric_name IN ('physical_plan_reuses', 'plan_reuses') ORDER BY metric_name";
+        let c = cells(&run(&mut root.clone(), sql, &[]));
+        (c[0][0].parse().unwrap(), c[1][0].parse().unwrap())
+    };
     let physical_reuses = || -> u64 {
         let sql = "SELECT metric_value FROM system.stats WHERE metric_name = 'physical_plan_reuses'";
         cells(&run(&mut root.clone(), sql, &[]))[0][0].parse().unwrap()
@@ -245,6 +252,7 @@ fn a_kept_lookup_plans_only_its_scan_again(backend: StorageBackend) {
         panic!("the flush did not finish");
     };
     flushed(&mut Session::root());
+    let before = reuses();
     assert_eq!(look(&mut alice, &int(1)), [["a1 new"]], "read from its segment");
     assert_eq!(look(&mut alice, &int(2)), [["a2"]]);
     assert_eq!(look(&mut bob, &int(1)), [["b1"]]);
@@ -253,6 +261,12 @@ fn a_kept_lookup_plans_only_its_scan_again(backend: StorageBackend) {
     assert!(look(&mut alice, &int(1)).is_empty(), "deleted after its flush");
     assert_eq!(look(&mut alice, &int(2)), [["a2 hot"]], "the hot version wins");
     assert_eq!(look(&mut alice, &int(2)), [["a2 hot"]]);
+    let after = reuses();
+    assert_eq!(after.1, before.1, "no run fell back to physical planning");
+    assert!(
+        after.0 > before.0,
+        "lookups of a flushed partition bind the kept plan too ({before:?} -> {after:?})"
+    );
 
     // A parameter outside a key comparison: planned physically on every run.
     let by_value = "SELECT id FROM app.t WHERE v = $1";

@@ -415,16 +415,20 @@ impl QueryEngine {
         let snapshot = self.catalog.snapshot();
         let key = PlanKey::new(session, statement.to_string(), dml_target.clone());
         if let Some(kept) = self.plans.get(&key, &snapshot) {
-            if let Some((physical, schema)) = &kept.physical
-                && let Some(physical) = self.bind_kept(physical, params).await
-            {
-                self.plans.count_reuse(true);
-                let task = Arc::clone(&self.base_task);
-                return Ok(PlannedQuery {
-                    schema: Arc::clone(schema),
-                    physical,
-                    task,
-                });
+            if let Some((physical, schema)) = &kept.physical {
+                match self.bind_kept(physical, params).await {
+                    Ok(Some(physical)) => {
+                        self.plans.count_reuse(true);
+                        let task = Arc::clone(&self.base_task);
+                        return Ok(PlannedQuery {
+                            schema: Arc::clone(schema),
+                            physical,
+                            task,
+                        });
+                    }
+                    Ok(None) => self.plans.forget_physical(&key),
+                    Err(_) => {}
+                }
             }
             self.plans.count_reuse(false);
             let task = Arc::clone(&self.base_task);
@@ -484,19 +488,16 @@ impl QueryEngine {
         deferred_scan::only_deferred_scans(&physical).then_some((physical, schema))
     }
 
-    /// A kept physical plan with its scans planned for `params`; `None` when they must be
-    /// planned from the logical plan instead (a scan that does not fit the kept plan, or
-    /// any error, which planning again reports).
+    /// A kept physical plan with its scans planned for `params`: `Ok(None)` when a scan
+    /// no longer fits the kept plan. An error (a missing parameter, say) is left for
+    /// planning from the logical plan to report in its own words.
     async fn bind_kept(
         &self,
         physical: &Arc<dyn ExecutionPlan>,
         params: &[ScalarValue],
-    ) -> Option<Arc<dyn ExecutionPlan>> {
+    ) -> datafusion::common::Result<Option<Arc<dyn ExecutionPlan>>> {
         let params = ParamValues::List(params.iter().cloned().map(Into::into).collect());
-        deferred_scan::bind_deferred_scans(physical, &self.base_state, &params)
-            .await
-            .ok()
-            .flatten()
+        deferred_scan::bind_deferred_scans(physical, &self.base_state, &params).await
     }
 
     /// Binds `params` to an optimized plan and plans it physically in `state`, to run in

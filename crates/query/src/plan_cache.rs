@@ -113,6 +113,14 @@ impl PlanCache {
         plans.insert(key, CachedPlan { snapshot, kept: plan });
     }
 
+    /// Stops offering the physical plan kept for `key`: its scans no longer fit it (the
+    /// table flushed since), and trying each run would plan them twice.
+    pub(crate) fn forget_physical(&self, key: &PlanKey) {
+        if let Some(cached) = self.plans.lock().get_mut(key) {
+            cached.kept.physical = None;
+        }
+    }
+
     /// Plans kept now.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -176,6 +184,7 @@ mod tests {
     use datafusion::catalog::MemorySchemaProvider;
     use datafusion::common::ScalarValue;
     use datafusion::datasource::MemTable;
+    use datafusion::physical_plan::empty::EmptyExec;
     use datafusion::prelude::SessionContext;
 
     async fn plan(sql: &str) -> LogicalPlan {
@@ -259,12 +268,13 @@ mod tests {
             Arc::new(CatalogSnapshot::default()),
         );
         let sql = "SELECT id FROM t WHERE id = $1";
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
         cache.put(
             PlanKey::new(&alice, sql.into(), None),
             Arc::clone(&one),
             KeptPlan {
                 logical: plan(sql).await,
-                physical: None,
+                physical: Some((Arc::new(EmptyExec::new(Arc::clone(&schema))), schema)),
             },
         );
         assert!(cache.get(&PlanKey::new(&alice, sql.into(), None), &one).is_some());
@@ -277,5 +287,10 @@ mod tests {
             "another catalog"
         );
         assert_eq!(cache.len(), 1);
+        let key = PlanKey::new(&alice, sql.into(), None);
+        assert!(cache.get(&key, &one).unwrap().physical.is_some());
+        cache.forget_physical(&key);
+        let kept = cache.get(&key, &one).expect("the logical plan stays");
+        assert!(kept.physical.is_none());
     }
 }
