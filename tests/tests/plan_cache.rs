@@ -236,6 +236,9 @@ fn a_kept_lookup_plans_only_its_scan_again(backend: StorageBackend) {
     assert!(look(&mut bob, &int(2)).is_empty(), "alice's row 2 is not bob's");
     let reused = physical_reuses() - before;
     assert!(reused >= 6, "the kept physical plan served the later runs ({reused})");
+    let kept = "SELECT metric_value FROM system.stats WHERE metric_name = 'plans_kept'";
+    let kept: u64 = cells(&run(&mut Session::root(), kept, &[]))[0][0].parse().unwrap();
+    assert!(kept >= 2, "alice's and bob's lookups are kept ({kept})");
 
     // Writes, a flush moving the rows to the cold tier, and writes after it are all seen.
     run(&mut alice, "UPDATE app.t SET v = 'a1 new' WHERE id = 1", &[]);

@@ -426,7 +426,7 @@ impl QueryEngine {
                             task,
                         });
                     }
-                    Ok(None) => self.plans.forget_physical(&key),
+                    Ok(None) => self.plans.forget_physical(&key, &snapshot),
                     Err(_) => {}
                 }
             }

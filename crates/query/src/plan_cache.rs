@@ -113,10 +113,13 @@ impl PlanCache {
         plans.insert(key, CachedPlan { snapshot, kept: plan });
     }
 
-    /// Stops offering the physical plan kept for `key`: its scans no longer fit it (the
-    /// table flushed since), and trying each run would plan them twice.
-    pub(crate) fn forget_physical(&self, key: &PlanKey) {
-        if let Some(cached) = self.plans.lock().get_mut(key) {
+    /// Stops offering the physical plan kept for `key` against `snapshot`: its scans no
+    /// longer fit it, and trying each run would plan them twice. A plan kept since against
+    /// another snapshot is left alone.
+    pub(crate) fn forget_physical(&self, key: &PlanKey, snapshot: &Arc<CatalogSnapshot>) {
+        if let Some(cached) = self.plans.lock().get_mut(key)
+            && Arc::ptr_eq(&cached.snapshot, snapshot)
+        {
             cached.kept.physical = None;
         }
     }
@@ -289,7 +292,12 @@ mod tests {
         assert_eq!(cache.len(), 1);
         let key = PlanKey::new(&alice, sql.into(), None);
         assert!(cache.get(&key, &one).unwrap().physical.is_some());
-        cache.forget_physical(&key);
+        cache.forget_physical(&key, &two);
+        assert!(
+            cache.get(&key, &one).unwrap().physical.is_some(),
+            "kept against another snapshot"
+        );
+        cache.forget_physical(&key, &one);
         let kept = cache.get(&key, &one).expect("the logical plan stays");
         assert!(kept.physical.is_none());
     }

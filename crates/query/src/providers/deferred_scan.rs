@@ -181,7 +181,12 @@ pub(crate) async fn bind_deferred_scans(
     params: &ParamValues,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let mut deferred = Vec::new();
-    collect_deferred(plan, &mut deferred);
+    plan.apply(|node| {
+        if node.is::<DeferredScanExec>() {
+            deferred.push(Arc::clone(node));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
     let mut bound: Vec<(Arc<dyn ExecutionPlan>, Arc<dyn ExecutionPlan>)> = Vec::with_capacity(deferred.len());
     for node in deferred {
         let Some(scan) = node.downcast_ref::<DeferredScanExec>() else {
@@ -202,13 +207,4 @@ pub(crate) async fn bind_deferred_scans(
         }
     })?;
     Ok(Some(rebuilt.data))
-}
-
-fn collect_deferred(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<Arc<dyn ExecutionPlan>>) {
-    if plan.is::<DeferredScanExec>() {
-        out.push(Arc::clone(plan));
-    }
-    for child in plan.children() {
-        collect_deferred(child, out);
-    }
 }

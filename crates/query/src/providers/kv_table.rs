@@ -75,7 +75,7 @@ impl KvTable {
 
     /// Whether rows are stored under their primary key, so a filter on it narrows the
     /// scan to a key range. STREAM rows are stored in arrival order, under their `_seq`.
-    pub(crate) fn keyed_by_primary_key(&self) -> bool {
+    fn keyed_by_primary_key(&self) -> bool {
         self.table.kind != TableKind::Stream
     }
 
