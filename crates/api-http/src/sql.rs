@@ -194,7 +194,7 @@ pub(crate) fn param_value(index: usize, value: &Value) -> Result<ScalarValue, Ap
 /// statements do, Calamus's own do not (their text may hold a password).
 fn shows_text(statement: &Statement) -> bool {
     match statement {
-        Statement::Sql(_) => true,
+        Statement::Sql(_) | Statement::InsertLiteralRows(_) => true,
         Statement::ExecuteAs { statement, .. } => shows_text(statement),
         _ => false,
     }

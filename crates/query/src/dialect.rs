@@ -165,34 +165,11 @@ mod tests {
     /// Every statement of the project's SQL logic tests parses to the same tree.
     #[test]
     fn the_logic_tests_parse_as_with_the_generic_dialect() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/slt");
-        let mut statements = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "slt") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            // A record's SQL runs from the line after `statement`/`query` to a blank line
-            // or its expected results.
-            let mut sql: Option<String> = None;
-            for line in text.lines().chain([""]) {
-                match &mut sql {
-                    Some(body) if line.trim().is_empty() || line.starts_with("----") => {
-                        assert_same(body);
-                        statements += 1;
-                        sql = None;
-                    }
-                    Some(body) => {
-                        body.push('\n');
-                        body.push_str(line);
-                    }
-                    None if line.starts_with("statement") || line.starts_with("query") => sql = Some(String::new()),
-                    None => {}
-                }
-            }
+        let records = crate::parser::test_sql::logic_test_records();
+        for sql in &records {
+            assert_same(sql);
         }
-        assert!(statements > 300, "{statements} statements compared");
+        assert!(records.len() > 300, "{} statements compared", records.len());
     }
 
     #[test]

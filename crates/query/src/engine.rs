@@ -294,6 +294,7 @@ impl QueryEngine {
                  {\"type\": \"subscribe\", \"subscription\": {\"id\": \"s1\", \"sql\": \"SELECT * FROM ns.t WHERE ...\"}}"
                     .into(),
             )),
+            Statement::InsertLiteralRows(insert) => dml::insert::run_literal(self, session, *insert).await,
             Statement::Sql(statement) => self.run_sql(session, *statement, params).await,
         }
     }

@@ -10,6 +10,7 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 use crate::dialect::CalamusDialect;
+use crate::dml::literal_insert;
 use crate::error::{QueryError, QueryResult};
 use crate::statement::{Statement, UnavailableFeature, UserChange};
 
@@ -285,6 +286,10 @@ impl CalamusParser<'_, '_> {
             "KILL" if self.eat_words(&["KILL", "JOB"]) => Ok(Statement::KillJob { job_id: self.string()? }),
             "BACKUP" => self.parse_backup(),
             "FLUSH" | "STORAGE" => self.parse_flush(),
+            "INSERT" => match self.parser.maybe_parse(literal_insert::read).map_err(syntax)? {
+                Some(insert) => Ok(Statement::InsertLiteralRows(Box::new(insert))),
+                None => Ok(Statement::Sql(Box::new(self.parser.parse_statement().map_err(syntax)?))),
+            },
             _ => Ok(Statement::Sql(Box::new(self.parser.parse_statement().map_err(syntax)?))),
         }
     }
@@ -614,6 +619,50 @@ impl CalamusParser<'_, '_> {
             user,
             statement: Box::new(inner),
         })
+    }
+}
+
+/// SQL for tests of the readings that bypass sqlparser's own, which compare the two.
+#[cfg(test)]
+pub(crate) mod test_sql {
+    use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+    use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+
+    use crate::dialect::CalamusDialect;
+
+    /// The statements sqlparser's own parser makes of `sql`.
+    pub(crate) fn sqlparser_statements(sql: &str) -> Result<Vec<SqlStatement>, ParserError> {
+        Parser::parse_sql(&CalamusDialect, sql)
+    }
+
+    /// The SQL of every record of the project's SQL logic tests (`tests/slt`): a record's
+    /// SQL runs from the line after `statement` or `query` to a blank line or its expected
+    /// results, and may hold several statements.
+    pub(crate) fn logic_test_records() -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/slt");
+        let mut records = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "slt") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut sql: Option<String> = None;
+            for line in text.lines().chain([""]) {
+                match &mut sql {
+                    Some(_) if line.trim().is_empty() || line.starts_with("----") => {
+                        records.extend(sql.take());
+                    }
+                    Some(body) => {
+                        body.push('\n');
+                        body.push_str(line);
+                    }
+                    None if line.starts_with("statement") || line.starts_with("query") => sql = Some(String::new()),
+                    None => {}
+                }
+            }
+        }
+        records
     }
 }
 

@@ -3,6 +3,8 @@
 use calamus_domain::model::TableKind;
 use datafusion::sql::sqlparser::ast::{CreateTable, Expr, Ident, ObjectName, Statement as SqlStatement};
 
+use crate::dml::literal_insert::LiteralInsert;
+
 /// A change `ALTER USER` makes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UserChange {
@@ -108,6 +110,9 @@ pub enum Statement {
     /// flushing, jobs): parsed so that it is authorised like the real one and the error can
     /// say exactly what is missing.
     NotAvailable { feature: UnavailableFeature },
+    /// `INSERT INTO t [(cols)] VALUES ...` of plain literal rows, read straight into
+    /// columns (see [`crate::dml::literal_insert`]); any other INSERT is [`Self::Sql`].
+    InsertLiteralRows(Box<LiteralInsert>),
     /// Standard SQL: queries, INSERT, UPDATE, DELETE, ALTER TABLE, EXPLAIN.
     Sql(Box<SqlStatement>),
 }

@@ -104,6 +104,12 @@ impl StatementCheck<'_> {
             Statement::NotAvailable {
                 feature: UnavailableFeature::Subscribe,
             } => Ok(()),
+            // Like the same INSERT parsed (see `Self::sql`): it writes its target and reads
+            // nothing else.
+            Statement::InsertLiteralRows(insert) => {
+                self.write_name(&insert.table)?;
+                self.read_name(&insert.table)
+            }
             Statement::Sql(statement) => self.sql(statement),
         }
     }
@@ -366,14 +372,11 @@ fn is_literal(expr: &Expr) -> bool {
 #[cfg(test)]
 mod literal_insert_tests {
     use super::*;
-    use crate::parser::parse_statements;
-    use crate::statement::Statement;
+    use crate::parser::test_sql::sqlparser_statements;
 
     fn target_of(sql: &str) -> Option<String> {
-        match parse_statements(sql).unwrap().remove(0) {
-            Statement::Sql(statement) => literal_insert_target(&statement).map(|name| name.to_string()),
-            other => panic!("{other:?}"),
-        }
+        let statement = sqlparser_statements(sql).unwrap().remove(0);
+        literal_insert_target(&statement).map(|name| name.to_string())
     }
 
     #[test]

@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Int64Array};
 use arrow::record_batch::RecordBatch;
+use calamus_domain::TableId;
 use calamus_domain::arrow_rows::{build_array, table_schema};
 use calamus_domain::ids::{new_ulid, new_uuid_v7, now_micros};
 use calamus_domain::model::{ColumnDefault, DefaultFunction, TableDefinition};
 use calamus_domain::{StoredRow, Value};
 use datafusion::common::ScalarValue;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Insert, SelectItem, Statement as SqlStatement, TableObject};
+use datafusion::sql::sqlparser::ast::{Insert, ObjectName, SelectItem, Statement as SqlStatement, TableObject};
 
+use super::literal_insert::LiteralInsert;
 use super::literal_values::literal_columns;
 use super::{partition_for, target_table, written_column};
 use crate::engine::QueryEngine;
@@ -39,81 +41,129 @@ pub async fn run(
         ));
     }
     let TableObject::TableName(name) = &insert.table else {
-        return Err(QueryError::Unsupported("INSERT INTO a table function".into()));
+        return Err(QueryError::Unsupported("INSERT into a table function".into()));
     };
-    let (id, table) = target_table(engine, session, name)?;
-    let schema = table.schema();
-
-    // Which table column each source column fills.
-    let targets: Vec<usize> = if insert.columns.is_empty() {
-        (0..schema.columns.len()).collect()
-    } else {
-        let mut seen = HashSet::new();
-        let mut targets = Vec::with_capacity(insert.columns.len());
-        for column in &insert.columns {
-            let position = written_column(schema, &id, column, &mut seen)?;
-            targets.push(position);
-        }
-        targets
-    };
-
+    let target = Target::resolve(engine, session, name, &insert.columns)?;
     let Some(source) = insert.source else {
         return Err(QueryError::Unsupported("INSERT without VALUES or SELECT".into()));
     };
     // Each chunk: the source's columns, as arrays of equal length.
-    let (width, chunks): (usize, Vec<Vec<ArrayRef>>) = match literal_columns(&source, params) {
-        Some(columns) => (columns.len(), vec![columns]),
+    let chunks: Vec<Vec<ArrayRef>> = match literal_columns(&source, params) {
+        Some(columns) => vec![columns],
         None => {
             let state = engine.state_for(session, None);
             let (schema, batches) = engine.query(&state, SqlStatement::Query(source), params).await?;
-            let chunks = batches.iter().map(|b| b.columns().to_vec()).collect();
-            (schema.fields().len(), chunks)
+            target.check_width(schema.fields().len())?;
+            batches.iter().map(|b| b.columns().to_vec()).collect()
         }
     };
-    if width != targets.len() {
-        return Err(QueryError::InvalidStatement(format!(
-            "INSERT into {id} gives {width} value(s) per row for {} column(s)",
-            targets.len()
-        )));
+    let written = target.write(engine, session, &chunks).await?;
+    match insert.returning {
+        Some(items) => returning(&target.table, &written, &items).await,
+        None => Ok(inserted(written.len())),
+    }
+}
+
+/// Runs an INSERT of literal rows read straight from its tokens.
+pub async fn run_literal(
+    engine: &QueryEngine,
+    session: &Session,
+    insert: LiteralInsert,
+) -> QueryResult<StatementOutput> {
+    let target = Target::resolve(engine, session, &insert.table, &insert.columns)?;
+    let written = target
+        .write(engine, session, std::slice::from_ref(&insert.values))
+        .await?;
+    Ok(inserted(written.len()))
+}
+
+fn inserted(count: usize) -> StatementOutput {
+    StatementOutput::affected(count as u64, format!("Inserted {count} row(s)"))
+}
+
+/// The table an INSERT writes and the table column each of its source columns fills.
+struct Target {
+    id: TableId,
+    table: Arc<TableDefinition>,
+    positions: Vec<usize>,
+}
+
+impl Target {
+    /// Checks the table and the columns `columns` names (all of the table's when empty).
+    fn resolve(
+        engine: &QueryEngine,
+        session: &Session,
+        name: &ObjectName,
+        columns: &[ObjectName],
+    ) -> QueryResult<Self> {
+        let (id, table) = target_table(engine, session, name)?;
+        let schema = table.schema();
+        let positions = if columns.is_empty() {
+            (0..schema.columns.len()).collect()
+        } else {
+            let mut seen = HashSet::new();
+            columns
+                .iter()
+                .map(|column| written_column(schema, &id, column, &mut seen))
+                .collect::<QueryResult<_>>()?
+        };
+        Ok(Self { id, table, positions })
     }
 
-    let mut rows: Vec<Vec<Value>> = Vec::with_capacity(chunks.iter().map(|c| c.first().map_or(0, |a| a.len())).sum());
-    for chunk in &chunks {
-        // Each given column's values, moved into the rows one by one.
-        let mut given: Vec<Option<std::vec::IntoIter<Value>>> = (0..schema.columns.len()).map(|_| None).collect();
-        for (source_index, &position) in targets.iter().enumerate() {
-            let column = &schema.columns[position];
-            let values = column_values(&chunk[source_index], &column.data_type, column.name.as_str())?;
-            given[position] = Some(values.into_iter());
+    /// Fails unless rows of `width` values fill exactly the target's columns.
+    fn check_width(&self, width: usize) -> QueryResult<()> {
+        if width == self.positions.len() {
+            return Ok(());
         }
-        let chunk_rows = chunk.first().map_or(0, |c| c.len());
-        for _ in 0..chunk_rows {
-            let values = schema
-                .columns
-                .iter()
-                .zip(given.iter_mut())
-                .map(|(column, given)| {
-                    given
-                        .as_mut()
-                        .and_then(Iterator::next)
-                        .unwrap_or_else(|| default_value(engine, session, column.default.as_ref(), &column.data_type))
-                })
-                .collect();
-            rows.push(values);
-        }
+        Err(QueryError::InvalidStatement(format!(
+            "INSERT into {} gives {width} value(s) per row for {} column(s)",
+            self.id,
+            self.positions.len()
+        )))
     }
-    let count = rows.len() as u64;
-    let written = if rows.is_empty() {
-        Vec::new()
-    } else {
-        engine
+
+    /// Stores the rows of `chunks` (each chunk: the source's columns, as arrays of equal
+    /// length), the columns they do not give taking their defaults, in one atomic write.
+    async fn write(
+        &self,
+        engine: &QueryEngine,
+        session: &Session,
+        chunks: &[Vec<ArrayRef>],
+    ) -> QueryResult<Vec<StoredRow>> {
+        let schema = self.table.schema();
+        let mut rows: Vec<Vec<Value>> =
+            Vec::with_capacity(chunks.iter().map(|c| c.first().map_or(0, |a| a.len())).sum());
+        for chunk in chunks {
+            self.check_width(chunk.len())?;
+            // Each given column's values, moved into the rows one by one.
+            let mut given: Vec<Option<std::vec::IntoIter<Value>>> = (0..schema.columns.len()).map(|_| None).collect();
+            for (source_index, &position) in self.positions.iter().enumerate() {
+                let column = &schema.columns[position];
+                let values = column_values(&chunk[source_index], &column.data_type, column.name.as_str())?;
+                given[position] = Some(values.into_iter());
+            }
+            let chunk_rows = chunk.first().map_or(0, |c| c.len());
+            for _ in 0..chunk_rows {
+                let values = schema
+                    .columns
+                    .iter()
+                    .zip(given.iter_mut())
+                    .map(|(column, given)| {
+                        given.as_mut().and_then(Iterator::next).unwrap_or_else(|| {
+                            default_value(engine, session, column.default.as_ref(), &column.data_type)
+                        })
+                    })
+                    .collect();
+                rows.push(values);
+            }
+        }
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(engine
             .rows
-            .insert(&table, &partition_for(session, &table), rows)
-            .await?
-    };
-    match insert.returning {
-        Some(items) => returning(&table, &written, &items).await,
-        None => Ok(StatementOutput::affected(count, format!("Inserted {count} row(s)"))),
+            .insert(&self.table, &partition_for(session, &self.table), rows)
+            .await?)
     }
 }
 

@@ -7,6 +7,7 @@
 //! Writing happens when the statement executes, never while it is planned.
 
 pub mod insert;
+pub mod literal_insert;
 mod literal_values;
 pub mod modify;
 
