@@ -208,6 +208,18 @@ impl RowCodec {
     pub fn read_row<'a>(
         &self,
         bytes: &'a [u8],
+        column: impl FnMut(usize, ValueRef<'a>) -> DomainResult<()>,
+    ) -> DomainResult<RowHeader> {
+        self.read_row_of(bytes, |_| true, column)
+    }
+
+    /// [`Self::read_row`] for the columns whose position `wanted` accepts: the others'
+    /// values are stepped over without being read.
+    #[inline]
+    pub fn read_row_of<'a>(
+        &self,
+        bytes: &'a [u8],
+        wanted: impl Fn(usize) -> bool,
         mut column: impl FnMut(usize, ValueRef<'a>) -> DomainResult<()>,
     ) -> DomainResult<RowHeader> {
         let (seq, deleted) = Self::decode_header(bytes)?;
@@ -216,16 +228,22 @@ impl RowCodec {
         let count = reader.varint()? as usize;
         for _ in 0..count {
             let id = reader.varint()? as usize;
-            let value = reader.value()?;
-            if let Some(Some(pos)) = self.positions.get(id) {
-                if !value.fits(&self.schema.columns[*pos].data_type) {
-                    return Err(DomainError::Corrupt(format!(
-                        "stored value of column '{}' has the wrong type",
-                        self.schema.columns[*pos].name
-                    )));
-                }
-                column(*pos, value)?;
+            let Some(&Some(pos)) = self.positions.get(id) else {
+                reader.skip_value()?;
+                continue;
+            };
+            if !wanted(pos) {
+                reader.skip_value()?;
+                continue;
             }
+            let value = reader.value()?;
+            if !value.fits(&self.schema.columns[pos].data_type) {
+                return Err(DomainError::Corrupt(format!(
+                    "stored value of column '{}' has the wrong type",
+                    self.schema.columns[pos].name
+                )));
+            }
+            column(pos, value)?;
         }
         Ok(RowHeader {
             seq,
@@ -314,25 +332,49 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// Why stored bytes could not be read: a [`DomainError::Corrupt`] once it leaves the
+/// codec. Small and `Copy`, so that reading a value moves little more than the value.
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    Truncated,
+    LongVarint,
+    NotUtf8,
+    UnknownTag(u8),
+}
+
+impl From<Damage> for DomainError {
+    fn from(damage: Damage) -> Self {
+        DomainError::Corrupt(match damage {
+            Damage::Truncated => "a stored row is truncated".into(),
+            Damage::LongVarint => "a varint is too long".into(),
+            Damage::NotUtf8 => "stored text is not UTF-8".into(),
+            Damage::UnknownTag(tag) => format!("unknown value tag {tag}"),
+        })
+    }
+}
+
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> DomainResult<&'a [u8]> {
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Damage> {
         let end = self.pos.checked_add(n).filter(|end| *end <= self.bytes.len());
-        let end = end.ok_or_else(|| DomainError::Corrupt("a stored row is truncated".into()))?;
+        let end = end.ok_or(Damage::Truncated)?;
         let slice = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(slice)
     }
 
-    fn array<const N: usize>(&mut self) -> DomainResult<[u8; N]> {
+    #[inline]
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Damage> {
         Ok(self.take(N)?.try_into().expect("length checked"))
     }
 
-    fn varint(&mut self) -> DomainResult<u64> {
+    #[inline]
+    fn varint(&mut self) -> Result<u64, Damage> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.take(1)?[0];
@@ -341,15 +383,17 @@ impl<'a> Reader<'a> {
                 return Ok(v);
             }
         }
-        Err(DomainError::Corrupt("a varint is too long".into()))
+        Err(Damage::LongVarint)
     }
 
-    fn len_bytes(&mut self) -> DomainResult<&'a [u8]> {
+    #[inline]
+    fn len_bytes(&mut self) -> Result<&'a [u8], Damage> {
         let n = self.varint()? as usize;
         self.take(n)
     }
 
-    fn value(&mut self) -> DomainResult<ValueRef<'a>> {
+    #[inline]
+    fn value(&mut self) -> Result<ValueRef<'a>, Damage> {
         let tag = self.take(1)?[0];
         Ok(match tag {
             1 => ValueRef::Boolean(self.take(1)?[0] != 0),
@@ -359,18 +403,29 @@ impl<'a> Reader<'a> {
             5 => ValueRef::Float(f32::from_le_bytes(self.array()?)),
             6 => ValueRef::Double(f64::from_le_bytes(self.array()?)),
             7 => ValueRef::Decimal(i128::from_le_bytes(self.array()?)),
-            8 => {
-                let bytes = self.len_bytes()?;
-                let text =
-                    std::str::from_utf8(bytes).map_err(|_| DomainError::Corrupt("stored text is not UTF-8".into()))?;
-                ValueRef::Text(text)
-            }
+            8 => ValueRef::Text(std::str::from_utf8(self.len_bytes()?).map_err(|_| Damage::NotUtf8)?),
             9 => ValueRef::Bytes(self.len_bytes()?),
             10 => ValueRef::Timestamp(i64::from_le_bytes(self.array()?)),
             11 => ValueRef::Date(i32::from_le_bytes(self.array()?)),
             12 => ValueRef::Time(i64::from_le_bytes(self.array()?)),
-            other => return Err(DomainError::Corrupt(format!("unknown value tag {other}"))),
+            other => return Err(Damage::UnknownTag(other)),
         })
+    }
+
+    /// Steps over a value without reading it (a column the reader was not asked for).
+    #[inline]
+    fn skip_value(&mut self) -> Result<(), Damage> {
+        let tag = self.take(1)?[0];
+        let size = match tag {
+            1 => 1,
+            2 => 2,
+            3 | 5 | 11 => 4,
+            4 | 6 | 10 | 12 => 8,
+            7 => 16,
+            8 | 9 => self.varint()? as usize,
+            other => return Err(Damage::UnknownTag(other)),
+        };
+        self.take(size).map(|_| ())
     }
 }
 
@@ -470,9 +525,32 @@ mod tests {
         }
 
         #[test]
+        fn columns_not_wanted_are_stepped_over(
+            (schema, row) in schema_and_row(),
+            mask in proptest::collection::vec(any::<bool>(), 16),
+        ) {
+            let codec = RowCodec::new(&schema);
+            let bytes = codec.encode(&row).unwrap();
+            let wanted = |position: usize| mask[position % mask.len()];
+            let mut all = Vec::new();
+            codec.read_row(&bytes, |position, value| {
+                all.push((position, value.to_value()));
+                Ok(())
+            }).unwrap();
+            let mut some = Vec::new();
+            codec.read_row_of(&bytes, wanted, |position, value| {
+                some.push((position, value.to_value()));
+                Ok(())
+            }).unwrap();
+            all.retain(|(position, _)| wanted(*position));
+            prop_assert_eq!(some, all);
+        }
+
+        #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let codec = RowCodec::new(&schema_of(&[DataType::BigInt, DataType::Text]));
             let _ = codec.decode(&bytes);
+            let _ = codec.read_row_of(&bytes, |position| position == 0, |_, _| Ok(()));
         }
     }
 

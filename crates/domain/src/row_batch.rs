@@ -112,7 +112,8 @@ impl RowBatchBuilder {
             ..
         } = self;
         filled.fill(false);
-        let header = codec.read_row(encoded, |position, value| {
+        let wanted = |position: usize| output_of[position].is_some();
+        let header = codec.read_row_of(encoded, wanted, |position, value| {
             if let Some(i) = output_of[position] {
                 if filled[i] {
                     return Err(DomainError::Corrupt("a stored row holds a column twice".into()));
