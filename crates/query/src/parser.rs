@@ -1,7 +1,9 @@
 //! The SQL front end: Calamus's statements layered on sqlparser, the way DataFusion's own
 //! `DFParser` adds `CREATE EXTERNAL TABLE`: the leading keywords of each statement decide
-//! who parses it; everything standard goes to sqlparser's own parser. Nothing here looks
-//! at the SQL text other than through sqlparser's tokens.
+//! who parses it; everything standard goes to sqlparser's own parser, except an INSERT of
+//! plain literal rows, read from the tokens straight into columns when it is one
+//! ([`crate::dml::literal_insert`]). Nothing here looks at the SQL text other than through
+//! sqlparser's tokens.
 
 use calamus_domain::model::TableKind;
 use datafusion::sql::sqlparser::ast::{Expr, Ident, ObjectName};
