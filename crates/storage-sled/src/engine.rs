@@ -43,6 +43,13 @@ type TreeChanges = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 /// How long opening waits for the store's lock, held by an instance being dropped.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
 
+/// Whether opening failed because another instance holds the store's lock. sled 0.34
+/// reports it as an error of kind `Other` whose text starts "could not acquire lock" (the
+/// system's `WouldBlock` only inside that text), so the text is what tells it apart.
+fn is_lock_held(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock || error.to_string().starts_with("could not acquire lock")
+}
+
 /// Opens (creating it if needed) the sled store at `path`, with every keyspace it holds.
 pub fn open(path: &Path, config: &SledConfig) -> DomainResult<SledEngine> {
     let started = Instant::now();
@@ -55,7 +62,7 @@ pub fn open(path: &Path, config: &SledConfig) -> DomainResult<SledEngine> {
             Ok(db) => break db,
             // An instance of this process that was just dropped still holds the lock until
             // its background flusher ends: wait for it a little.
-            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && started.elapsed() < LOCK_WAIT => {
+            Err(sled::Error::Io(e)) if is_lock_held(&e) && started.elapsed() < LOCK_WAIT => {
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(e) => {
@@ -399,5 +406,40 @@ impl SledEngine {
                 .collect()
         };
         pairs.map_err(|e| storage_error(format_args!("scanning keyspace '{keyspace}'"), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lock of a store whose instance is still open, as sled reports it.
+    fn lock_error(path: &Path) -> std::io::Error {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(e)) => e,
+            other => panic!("a second open of a held store: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn opening_waits_for_an_instance_being_dropped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = open(dir.path(), &SledConfig::default()).expect("first open");
+        assert!(is_lock_held(&lock_error(dir.path())), "{}", lock_error(dir.path()));
+        let dropping = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(first);
+        });
+        let second = open(dir.path(), &SledConfig::default());
+        dropping.join().expect("the first instance dropped");
+        assert!(second.is_ok(), "{:?}", second.err());
+    }
+
+    #[test]
+    fn other_open_errors_are_not_waited_for() {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        let started = Instant::now();
+        assert!(open(file.path(), &SledConfig::default()).is_err());
+        assert!(started.elapsed() < LOCK_WAIT);
     }
 }
