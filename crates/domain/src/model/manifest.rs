@@ -29,6 +29,17 @@ pub struct Segment {
     /// The smallest and largest row id it holds (`None`: not recorded).
     #[serde(default)]
     pub row_ids: Option<(Vec<u8>, Vec<u8>)>,
+    /// How many of its rows are deleted versions (`None`: not recorded). A segment with
+    /// none is read without its `_deleted` column.
+    #[serde(default)]
+    pub deleted: Option<u64>,
+}
+
+impl Segment {
+    /// Whether none of its rows is a deleted version, as recorded at its flush.
+    pub fn holds_no_deleted_rows(&self) -> bool {
+        self.deleted == Some(0)
+    }
 }
 
 /// Statistics of one column of a segment.

@@ -136,6 +136,7 @@ impl QueryEngine {
             schema_version: table.schema().version,
             columns,
             superseding: None,
+            deleted: Some(versions.iter().filter(|r| r.version.deleted).count() as u64),
             row_ids: versions
                 .iter()
                 .map(|r| &r.row_id)

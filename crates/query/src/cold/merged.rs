@@ -34,7 +34,6 @@ use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int64Arr
 use arrow::datatypes::{DataType as ArrowType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use async_trait::async_trait;
-use calamus_domain::arrow_rows::build_array;
 use calamus_domain::model::{
     ColumnStats, DELETED_COLUMN, Manifest, SEQ_COLUMN, Segment, StorageDefinition, TableDefinition,
 };
@@ -44,14 +43,7 @@ use datafusion::common::pruning::PruningStatistics;
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, DataFusionError, Result, ScalarValue};
-use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
-use datafusion::datasource::physical_plan::{
-    FileGroup, FileScanConfigBuilder, ParquetFileReaderFactory, ParquetSource,
-};
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType, provider_as_source};
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::utils::conjunction;
@@ -59,12 +51,12 @@ use datafusion::logical_expr::{ExprFunctionExt, LogicalPlanBuilder, col, lit};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::prelude::Expr;
 use futures::{StreamExt, TryStreamExt};
 
+use super::segment_reader::SegmentRead;
 use super::{ColdStorage, SEGMENT_ROW_ID_COLUMN, segment_column, segment_schema};
 use crate::providers::ROW_ID_COLUMN;
 use crate::providers::kv_table::KvPartitionStream;
@@ -732,10 +724,7 @@ impl PartitionStream for TieredStream {
     }
 }
 
-/// The rows of `segments`, through DataFusion's Parquet reader, its files spread over the
-/// session's target partitions and read concurrently. A column added after a segment was
-/// written reads as the value the ALTER gave older rows (its default, else NULL), as hot
-/// rows of older schema versions do.
+/// The rows of `segments`, `projection` of the full layout (see [`SegmentRead`]).
 fn read_segments(
     tiers: &Tiers,
     segments: &[&Segment],
@@ -743,86 +732,13 @@ fn read_segments(
     predicate: Option<Arc<dyn PhysicalExpr>>,
     ctx: Arc<TaskContext>,
 ) -> Result<SendableRecordBatchStream> {
-    tiers.cold.count_segments_read(segments.len());
-    let columns = &tiers.table.schema().columns;
-    let partitions = ctx.session_config().target_partitions().max(1);
-    // Segments grouped by the columns they lack (positions in the projected output).
-    let mut groups: Vec<(Vec<usize>, Vec<PartitionedFile>)> = Vec::new();
-    for segment in segments {
-        let missing: Vec<usize> = projection
-            .iter()
-            .enumerate()
-            .filter(|&(_, &i)| i < columns.len() && columns[i].added_in_version > segment.schema_version)
-            .map(|(out, _)| out)
-            .collect();
-        let path = tiers.cold.segment_path(&tiers.storage, &segment.path);
-        let mut file = PartitionedFile::new(path.to_string_lossy().trim_start_matches('/').to_owned(), segment.bytes);
-        // The session caches a file's Parquet metadata under its path while its size and
-        // modification time match. A segment is never rewritten, but a path can name
-        // another segment later (a table dropped and created again), so the time given is
-        // the segment's newest `_seq`, which no other segment has.
-        file.object_meta.last_modified = chrono::DateTime::from_timestamp_nanos(segment.max_seq);
-        match groups.iter_mut().find(|(m, _)| *m == missing) {
-            Some((_, files)) => files.push(file),
-            None => groups.push((missing, vec![file])),
-        }
+    SegmentRead {
+        table: &tiers.table,
+        cold: &tiers.cold,
+        storage: &tiers.storage,
+        schema: &tiers.schema,
+        projection,
+        predicate,
     }
-    let projected: SchemaRef = Arc::new(tiers.schema.project(&projection)?);
-    let runtime = ctx.runtime_env();
-    let readers: Arc<dyn ParquetFileReaderFactory> = Arc::new(CachedParquetFileReaderFactory::new(
-        runtime.object_store(ObjectStoreUrl::local_filesystem())?,
-        runtime.cache_manager.get_file_metadata_cache(),
-    ));
-    let mut streams = Vec::with_capacity(groups.len());
-    for (missing, files) in groups {
-        let mut source =
-            ParquetSource::new(Arc::clone(&tiers.schema)).with_parquet_file_reader_factory(Arc::clone(&readers));
-        // Row groups are skipped by their statistics only where the file holds every
-        // column: a column added later reads as its fill value, which they do not know.
-        if let Some(predicate) = predicate.as_ref().filter(|_| missing.is_empty()) {
-            source = source.with_predicate(Arc::clone(predicate));
-        }
-        let source = Arc::new(source);
-        let mut config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source);
-        let per_group = files.len().div_ceil(partitions);
-        for group in files.chunks(per_group) {
-            config = config.with_file_group(FileGroup::new(group.to_vec()));
-        }
-        let exec: Arc<dyn ExecutionPlan> =
-            DataSourceExec::from_data_source(config.with_projection_indices(Some(projection.clone()))?.build());
-        let stream = if per_group < files.len() {
-            CoalescePartitionsExec::new(exec).execute(0, Arc::clone(&ctx))?
-        } else {
-            exec.execute(0, Arc::clone(&ctx))?
-        };
-        if missing.is_empty() {
-            streams.push(stream);
-            continue;
-        }
-        let fills: Vec<(usize, calamus_domain::DataType, calamus_domain::Value)> = missing
-            .iter()
-            .map(|&out| {
-                let column = &columns[projection[out]];
-                let value = column
-                    .missing_value
-                    .as_ref()
-                    .map_or(calamus_domain::Value::Null, |v| v.to_value(&column.data_type));
-                (out, column.data_type, value)
-            })
-            .collect();
-        let filled = stream.map(move |batch| {
-            let batch = batch?;
-            let mut arrays = batch.columns().to_vec();
-            for (out, data_type, value) in &fills {
-                arrays[*out] = build_array(data_type, batch.num_rows(), |_| value)
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            }
-            Ok(RecordBatch::try_new(batch.schema(), arrays)?)
-        });
-        streams.push(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&projected), filled)));
-    }
-    Ok(Box::pin(RecordBatchStreamAdapter::new(
-        projected,
-        futures::stream::iter(streams).flatten(),
-    )))
+    .stream(segments, ctx)
 }

@@ -6,12 +6,15 @@
 //!   atomic write (see `RowStore::commit_flush`).
 //! - [`merged`]: a scan of a partition with segments is a DataFusion plan over the hot rows
 //!   and the segments (DataFusion's own Parquet reader), keeping each row's newest version.
+//! - `segment_reader`: the Parquet reading of a partition's segments, filling the columns a
+//!   segment does not hold (added after it, or `_deleted` where it holds no deletion).
 //!
 //! Segments name their columns by column id (`c<id>`), so a column renamed after a flush
 //! keeps its values, a column added after it reads as NULL, and a dropped one is ignored.
 
 pub mod flush;
 pub mod merged;
+mod segment_reader;
 pub mod statement;
 
 use std::path::{Path, PathBuf};
