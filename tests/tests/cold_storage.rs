@@ -1,7 +1,8 @@
 //! The cold tier on both backends: flushed rows move to Parquet files per user partition,
 //! reads see both tiers as one table, dropping a table removes its files, and random DML
 //! interleaved with flushes reads exactly like a twin that never flushes; a query's filters
-//! skip the segments whose statistics rule them out, and only those.
+//! skip the segments whose statistics rule them out, and only those; compaction rewrites a
+//! partition's segments as one, keeping each row's newest version.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ calamus_tests::on_both_backends!(
     flush_policies_and_the_shutdown_flush,
     filters_skip_segments_their_statistics_rule_out,
     segments_read_on_a_wrong_guess_of_the_hot_rows_are_read_again,
+    compaction_rewrites_a_partitions_segments_as_one,
 );
 
 fn segment_file(data_dir: &Path, user: &str, batch: u64) -> std::path::PathBuf {
@@ -268,6 +270,7 @@ enum Step {
     Delete { user: usize, id: i64 },
     MoveKey { user: usize, from: i64, to: i64 },
     Flush,
+    Compact,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -279,6 +282,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (user.clone(), id.clone()).prop_map(|(user, id)| Step::Delete { user, id }),
         1 => (user, id.clone(), id).prop_map(|(user, from, to)| Step::MoveKey { user, from, to }),
         2 => Just(Step::Flush),
+        2 => Just(Step::Compact),
     ]
 }
 
@@ -320,9 +324,10 @@ fn random_dml_with_flushes_reads_like_a_twin_that_never_flushes(backend: Storage
                 Step::Update { user, id, n } => (*user, format!("UPDATE app.t SET n = n + {n} WHERE id = {id}")),
                 Step::Delete { user, id } => (*user, format!("DELETE FROM app.t WHERE id = {id}")),
                 Step::MoveKey { user, from, to } => (*user, format!("UPDATE app.t SET id = {to} WHERE id = {from}")),
-                Step::Flush => {
+                Step::Flush | Step::Compact => {
+                    let sql = if matches!(step, Step::Flush) { "FLUSH TABLE app.t" } else { "STORAGE COMPACT TABLE app.t" };
                     runtime
-                        .block_on(flushed.engine.execute(&mut Session::root(), "FLUSH TABLE app.t", &[]))
+                        .block_on(flushed.engine.execute(&mut Session::root(), sql, &[]))
                         .unwrap();
                     continue;
                 }
@@ -483,4 +488,82 @@ fn segments_read_on_a_wrong_guess_of_the_hot_rows_are_read_again(backend: Storag
     );
     assert_eq!(single_value("SELECT count(*) FROM app.t WHERE id = 150"), "1");
     assert_eq!(single_value("SELECT n FROM app.t WHERE id = 150"), "100000");
+}
+
+/// Two flushes of alice's rows, the second holding updated and deleted ones, then
+/// `STORAGE COMPACT TABLE`: her partition is one segment holding each row's newest version
+/// (deletes kept, as the retention has not passed), the replaced files are gone, reads
+/// answer as before, bob's single segment is left alone, and the job is recorded.
+fn compaction_rewrites_a_partitions_segments_as_one(backend: StorageBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let server = TestServer::start_in(backend, &data_dir, |_| {});
+    server.create_user("alice", "pw-alice", "user");
+    server.create_user("bob", "pw-bob", "user");
+    server.sql_ok(
+        &server.root(),
+        "CREATE NAMESPACE app; CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT)",
+    );
+    let (alice, bob) = (basic("alice", "pw-alice"), basic("bob", "pw-bob"));
+    server.sql_ok(&alice, "INSERT INTO app.notes VALUES (1, 'a1'), (2, 'a2'), (3, 'a3')");
+    server.sql_ok(&bob, "INSERT INTO app.notes VALUES (1, 'b1')");
+    server.sql_ok(&server.root(), "FLUSH TABLE app.notes");
+    server.sql_ok(&alice, "UPDATE app.notes SET body = 'a2 again' WHERE id = 2");
+    server.sql_ok(&alice, "DELETE FROM app.notes WHERE id = 3");
+    server.sql_ok(&alice, "INSERT INTO app.notes VALUES (4, 'a4')");
+    server.sql_ok(&server.root(), "FLUSH TABLE app.notes");
+    let read = |who| {
+        (
+            server.sql_ok(who, "SELECT id, body FROM app.notes ORDER BY id").rows(0),
+            server
+                .sql_ok(who, "SELECT id FROM app.notes WHERE _deleted = true ORDER BY id")
+                .rows(0),
+        )
+    };
+    let (alice_before, bob_before) = (read(&alice), read(&bob));
+    assert_eq!(
+        alice_before.0,
+        [json!(["1", "a1"]), json!(["2", "a2 again"]), json!(["4", "a4"])]
+    );
+    assert!(segment_file(&data_dir, "alice", 1).is_file());
+
+    let answer = server.sql_ok(&server.root(), "STORAGE COMPACT TABLE app.notes");
+    assert_eq!(
+        answer.body["results"][0]["row_count"], 2,
+        "the old versions of rows 2 and 3 are dropped: {}",
+        answer.text
+    );
+    assert!(!segment_file(&data_dir, "alice", 0).exists());
+    assert!(!segment_file(&data_dir, "alice", 1).exists());
+    assert!(segment_file(&data_dir, "alice", 2).is_file());
+    assert!(
+        segment_file(&data_dir, "bob", 0).is_file(),
+        "one segment is left as it is"
+    );
+    assert_eq!(read(&alice), alice_before);
+    assert_eq!(read(&bob), bob_before);
+    assert_eq!(
+        alice_before.1,
+        [json!(["3"])],
+        "the delete is kept within the retention"
+    );
+    let job = server
+        .sql_ok(
+            &server.root(),
+            "SELECT status, rows_affected, bytes > 0 FROM system.jobs WHERE job_type = 'compact'",
+        )
+        .rows(0);
+    assert_eq!(job, [json!(["completed", "2", true])]);
+    // Keys stay unique against the compacted segment; a second compaction has nothing to do.
+    let duplicate = server.sql(&alice, "INSERT INTO app.notes VALUES (1, 'again')");
+    assert_eq!(duplicate.status, 409, "{}", duplicate.text);
+    let again = server.sql_ok(&server.root(), "STORAGE COMPACT TABLE app.notes");
+    assert_eq!(again.body["results"][0]["row_count"], 0, "{}", again.text);
+    assert!(segment_file(&data_dir, "alice", 2).is_file());
+    let stream = server.sql(
+        &server.root(),
+        "CREATE STREAM TABLE app.events (id BIGINT PRIMARY KEY) WITH (TTL_SECONDS = 60); STORAGE COMPACT TABLE app.events",
+    );
+    assert_eq!(stream.status, 400, "{}", stream.text);
+    assert!(stream.text.contains("no segments to compact"), "{}", stream.text);
 }

@@ -100,8 +100,7 @@ pub async fn run_layered(
         stop_jobs.subscribe(),
     ));
     let cleanup = tokio::spawn(jobs::deleted_cleanup::run(
-        Arc::clone(database.engine.catalog()),
-        Arc::clone(database.engine.rows()),
+        Arc::clone(&database.engine),
         jobs::deleted_cleanup::CLEANUP_EVERY,
         stop_jobs.subscribe(),
     ));

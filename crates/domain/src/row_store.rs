@@ -167,6 +167,22 @@ pub trait RowStore: std::fmt::Debug + Send + Sync + 'static {
         flushed: Vec<(Vec<u8>, i64, bool)>,
     ) -> DomainResult<u64>;
 
+    /// Replaces segments of a partition with one holding their rows compacted, in one
+    /// atomic write: the `replaced` segments (by batch number) leave the manifest and
+    /// `segment` (already written and synced; `None` when no row is left) takes their
+    /// place; each `purged`
+    /// `(row id, _seq)`, a deleted version dropped for good, leaves the cold index if it is
+    /// still the row's flushed version. Changes nothing and fails if the manifest no longer
+    /// lists every replaced segment or `segment`'s number was taken.
+    async fn commit_compaction(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+        replaced: Vec<u64>,
+        segment: Option<Segment>,
+        purged: Vec<(Vec<u8>, i64)>,
+    ) -> DomainResult<()>;
+
     /// Drops what the hot versions a flush or a clean-up removed left behind in the store,
     /// so scans of the table's hot tier step over live versions only (see
     /// [`crate::KvEngine::compact_range`]). No row changes. Blocks while the store

@@ -56,7 +56,7 @@ pub struct QueryEngine {
     base_state: SessionState,
     /// The context kept plans run in: made once from `base_state` (making one copies every
     /// function registry of the state).
-    base_task: Arc<TaskContext>,
+    pub(crate) base_task: Arc<TaskContext>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -260,6 +260,9 @@ impl QueryEngine {
             Statement::ShowStorages => show::storages(self),
             Statement::Flush { table, namespace } => {
                 crate::cold::statement::flush(self, session, table.as_ref(), namespace.as_ref()).await
+            }
+            Statement::Compact { table, namespace } => {
+                crate::cold::statement::compact(self, session, table.as_ref(), namespace.as_ref()).await
             }
             Statement::Use { namespace } => ddl::namespace::use_namespace(self, session, &namespace),
             Statement::CreateTable {

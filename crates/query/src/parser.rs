@@ -296,9 +296,14 @@ impl CalamusParser<'_, '_> {
         }
     }
 
-    /// `FLUSH TABLE t`, `STORAGE FLUSH TABLE t`, `STORAGE FLUSH ALL [IN ns]`.
+    /// `FLUSH TABLE t`, `STORAGE FLUSH TABLE t`, `STORAGE FLUSH ALL [IN ns]`,
+    /// `STORAGE COMPACT TABLE t`, `STORAGE COMPACT ALL [IN ns]`.
     fn parse_flush(&mut self) -> QueryResult<Statement> {
         let storage = self.eat_words(&["STORAGE"]);
+        if storage && self.eat_words(&["COMPACT"]) {
+            let (table, namespace) = self.table_or_all("STORAGE COMPACT TABLE t or STORAGE COMPACT ALL [IN ns]")?;
+            return Ok(Statement::Compact { table, namespace });
+        }
         self.expect_words(&["FLUSH"])?;
         if self.eat_words(&["TABLE"]) {
             return Ok(Statement::Flush {
@@ -317,6 +322,22 @@ impl CalamusParser<'_, '_> {
         Err(QueryError::Syntax(
             "expected FLUSH TABLE t, STORAGE FLUSH TABLE t or STORAGE FLUSH ALL [IN ns]".into(),
         ))
+    }
+
+    /// `TABLE t` or `ALL [IN ns]`, after a storage statement's verb.
+    fn table_or_all(&mut self, expected: &str) -> QueryResult<(Option<ObjectName>, Option<Ident>)> {
+        if self.eat_words(&["TABLE"]) {
+            return Ok((Some(self.object_name()?), None));
+        }
+        if self.eat_words(&["ALL"]) {
+            let namespace = if self.eat_words(&["IN"]) {
+                Some(self.ident()?)
+            } else {
+                None
+            };
+            return Ok((None, namespace));
+        }
+        Err(QueryError::Syntax(format!("expected {expected}")))
     }
 
     /// `BACKUP DATABASE TO '<path>'`.

@@ -69,6 +69,11 @@ pub enum Statement {
         table: Option<ObjectName>,
         namespace: Option<Ident>,
     },
+    /// `STORAGE COMPACT TABLE t` (`table`), or `STORAGE COMPACT ALL [IN ns]`.
+    Compact {
+        table: Option<ObjectName>,
+        namespace: Option<Ident>,
+    },
     /// `USE [NAMESPACE] ns`.
     Use { namespace: Ident },
     /// `CREATE [USER | SHARED | STREAM] TABLE ...`, with the older trailing option forms

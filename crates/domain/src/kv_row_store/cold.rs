@@ -10,6 +10,8 @@
 //! - [`KvRowStore::commit_flush`] writes the new manifest, the index entries and the
 //!   removal of the flushed hot versions in one atomic batch, under the table's lock: a
 //!   crash leaves the old state or the new one.
+//! - [`KvRowStore::replace_segments`] puts a compacted segment in the place of the ones it
+//!   was made from, the same way.
 
 use std::ops::Bound;
 
@@ -225,6 +227,60 @@ impl KvRowStore {
         batch.put(SYSTEM_KEYSPACE, manifest_key(table.uid, partition), encoded);
         self.kv.write(batch)?;
         Ok(removed)
+    }
+
+    /// Puts `segment` in the place of the `replaced` segments of a partition's manifest and
+    /// takes the `purged` versions out of the cold index, in one atomic batch under the
+    /// table's lock (see `RowStore::commit_compaction`).
+    pub(super) fn replace_segments(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+        replaced: &[u64],
+        segment: Option<Segment>,
+        purged: &[(Vec<u8>, i64)],
+    ) -> DomainResult<()> {
+        let lock = self.lock_for(table);
+        let _guard = lock.lock();
+        let mut manifest = self.read_manifest(table, partition)?;
+        let listed = replaced
+            .iter()
+            .all(|batch| manifest.segments.iter().any(|s| s.batch == *batch));
+        if !listed || segment.as_ref().is_some_and(|s| s.batch != manifest.next_batch) {
+            return Err(DomainError::Storage(format!(
+                "the segments of {} changed while they were compacted; compact again",
+                table.id
+            )));
+        }
+        if let Some(segment) = &segment {
+            manifest.next_batch = segment.batch + 1;
+        }
+        let at = manifest
+            .segments
+            .iter()
+            .position(|s| replaced.contains(&s.batch))
+            .unwrap_or(manifest.segments.len());
+        manifest.retired = manifest
+            .segments
+            .iter()
+            .filter(|s| replaced.contains(&s.batch))
+            .map(|s| s.path.clone())
+            .collect();
+        manifest.segments.retain(|s| !replaced.contains(&s.batch));
+        if let Some(segment) = segment {
+            manifest.segments.insert(at.min(manifest.segments.len()), segment);
+        }
+        let cold_keyspace = table.cold_keyspace();
+        let mut batch = WriteBatch::new();
+        for (row_id, seq) in purged {
+            let key = partition.row_key(row_id);
+            if self.cold_version(table, &key)?.is_some_and(|v| v.seq == *seq) {
+                batch.delete(&cold_keyspace, key);
+            }
+        }
+        let encoded = serde_json::to_vec(&manifest).map_err(|e| DomainError::Corrupt(e.to_string()))?;
+        batch.put(SYSTEM_KEYSPACE, manifest_key(table.uid, partition), encoded);
+        self.kv.write(batch)
     }
 
     /// Removes every manifest of a table (its keyspaces are dropped by the caller).

@@ -773,6 +773,18 @@ impl RowStore for KvRowStore {
         self.hand_over(table, partition, segment, &flushed)
     }
 
+    async fn commit_compaction(
+        &self,
+        table: &TableDefinition,
+        partition: &Partition,
+        replaced: Vec<u64>,
+        segment: Option<Segment>,
+        purged: Vec<(Vec<u8>, i64)>,
+    ) -> DomainResult<()> {
+        Self::check_partition(table, partition)?;
+        self.replace_segments(table, partition, &replaced, segment, &purged)
+    }
+
     fn compact_hot(&self, table: &TableDefinition) -> DomainResult<()> {
         self.kv.compact_range(&table.keyspace(), KeyRange::all())
     }

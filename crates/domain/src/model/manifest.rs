@@ -62,6 +62,11 @@ pub struct Manifest {
     pub segments: Vec<Segment>,
     /// The number the next segment gets.
     pub next_batch: u64,
+    /// The files of the segments the last compaction replaced (relative paths). They are
+    /// removed once it is handed over, and again by the next compaction of the partition,
+    /// so a crash in between leaves none behind for good.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
 }
 
 impl Manifest {

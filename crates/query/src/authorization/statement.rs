@@ -63,6 +63,7 @@ impl StatementCheck<'_> {
             // Whose live query it is can only be told when it runs (see `live::kill`).
             Statement::KillLiveQuery { .. } => Ok(()),
             Statement::Flush { .. } => self.require(may_operate(self.role()), || "flush tables".into()),
+            Statement::Compact { .. } => self.require(may_operate(self.role()), || "compact tables".into()),
             Statement::KillJob { .. } => self.require(may_operate(self.role()), || "kill jobs".into()),
             Statement::BackupDatabase { .. } => self.administer("back up the database"),
             Statement::CreateStorage { .. }

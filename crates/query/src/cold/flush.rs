@@ -112,13 +112,7 @@ impl QueryEngine {
         }
         let manifest = self.rows.manifest(table, partition)?;
         let batch_number = manifest.next_batch;
-        let relative = storage
-            .table_folder(
-                table.id.namespace.as_str(),
-                table.id.table.as_str(),
-                partition.user().map(|u| u.as_str()),
-            )
-            .join(format!("batch-{batch_number}.parquet"));
+        let relative = segment_relative_path(storage, table, partition, batch_number);
         let path = cold.segment_path(storage, &relative.to_string_lossy());
         let batch = segment_batch(table, &versions)?;
         let columns = column_stats(table, &batch)?;
@@ -169,6 +163,22 @@ impl QueryEngine {
     }
 }
 
+/// Where segment `batch` of a partition goes, relative to its storage's base directory.
+pub(super) fn segment_relative_path(
+    storage: &calamus_domain::model::StorageDefinition,
+    table: &TableDefinition,
+    partition: &Partition,
+    batch: u64,
+) -> std::path::PathBuf {
+    storage
+        .table_folder(
+            table.id.namespace.as_str(),
+            table.id.table.as_str(),
+            partition.user().map(|u| u.as_str()),
+        )
+        .join(format!("batch-{batch}.parquet"))
+}
+
 /// The versions as a segment's batch: columns by id, `_seq`, `_deleted`, row id.
 fn segment_batch(table: &TableDefinition, versions: &[StoredRow]) -> QueryResult<RecordBatch> {
     let columns = &table.schema().columns;
@@ -193,7 +203,7 @@ fn segment_batch(table: &TableDefinition, versions: &[StoredRow]) -> QueryResult
 }
 
 /// Per user column: smallest and largest value (as SQL text) and NULL count.
-fn column_stats(table: &TableDefinition, batch: &RecordBatch) -> QueryResult<Vec<ColumnStats>> {
+pub(super) fn column_stats(table: &TableDefinition, batch: &RecordBatch) -> QueryResult<Vec<ColumnStats>> {
     table
         .schema()
         .columns
@@ -226,7 +236,7 @@ fn column_stats(table: &TableDefinition, batch: &RecordBatch) -> QueryResult<Vec
 /// Writes `batch` as Parquet at `path`: to a temporary file, fsynced, renamed, and the
 /// folder fsynced. Gives the file's size. A failure removes the temporary file; a full
 /// disk is `DiskFull`, so the caller hears the cause and can retry later.
-fn write_segment(path: &Path, batch: &RecordBatch) -> QueryResult<u64> {
+pub(super) fn write_segment(path: &Path, batch: &RecordBatch) -> QueryResult<u64> {
     let temporary = path.with_extension("parquet.tmp");
     let written = write_segment_file(path, &temporary, batch);
     if written.is_err() {

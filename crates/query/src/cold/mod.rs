@@ -4,6 +4,8 @@
 //! - [`flush`]: hot rows of a partition become one Parquet segment, written and synced
 //!   under a temporary name, renamed, then handed over to the row store's manifest in one
 //!   atomic write (see `RowStore::commit_flush`).
+//! - [`compaction`]: a partition's segments rewritten as one, each row keeping its newest
+//!   version, deleted versions past retention dropped; handed over the same way.
 //! - [`merged`]: a scan of a partition with segments is a DataFusion plan over the hot rows
 //!   and the segments (DataFusion's own Parquet reader), keeping each row's newest version.
 //! - `segment_reader`: the Parquet reading of a partition's segments, filling the columns a
@@ -12,6 +14,7 @@
 //! Segments name their columns by column id (`c<id>`), so a column renamed after a flush
 //! keeps its values, a column added after it reads as NULL, and a dropped one is ignored.
 
+pub mod compaction;
 pub mod flush;
 pub mod merged;
 mod segment_reader;

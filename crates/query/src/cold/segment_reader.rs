@@ -122,10 +122,10 @@ impl SegmentRead<'_> {
             let filled = stream.map(move |batch| with_fills(&batch?, &schema, &values));
             streams.push(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&projected), filled)));
         }
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            projected,
-            futures::stream::iter(streams).flatten(),
-        )))
+        let batches = futures::stream::iter(streams)
+            .flatten()
+            .map(|batch| batch.map_err(raced_when_a_file_is_gone));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(projected, batches)))
     }
 
     /// The output columns `segment` does not give.
@@ -200,4 +200,44 @@ fn with_fills(batch: &RecordBatch, schema: &SchemaRef, fills: &[(usize, ScalarVa
         arrays,
         &RecordBatchOptions::new().with_row_count(Some(rows)),
     )?)
+}
+
+/// A segment file missing while it is read was removed by a compaction that replaced it
+/// after the read's manifest was taken: the statement runs again, with the new manifest.
+fn raced_when_a_file_is_gone(error: DataFusionError) -> DataFusionError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+        {
+            return DataFusionError::External(Box::new(calamus_domain::DomainError::ReadRacedFlush(format!(
+                "a segment was compacted while it was read ({error}); run the statement again"
+            ))));
+        }
+        cause = e.source();
+    }
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_file_reads_as_a_race_and_other_errors_stay() {
+        let gone = DataFusionError::External(Box::new(std::io::Error::new(std::io::ErrorKind::NotFound, "batch-3")));
+        let gone = DataFusionError::Context("reading".into(), Box::new(gone));
+        assert!(matches!(
+            raced_when_a_file_is_gone(gone),
+            DataFusionError::External(e)
+                if matches!(e.downcast_ref(), Some(calamus_domain::DomainError::ReadRacedFlush(_)))
+        ));
+        let denied = DataFusionError::External(Box::new(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "batch-3",
+        )));
+        assert!(
+            matches!(raced_when_a_file_is_gone(denied), DataFusionError::External(e) if e.downcast_ref::<std::io::Error>().is_some())
+        );
+    }
 }
