@@ -35,17 +35,23 @@ fn segment_file(data_dir: &Path, user: &str, batch: u64) -> std::path::PathBuf {
         .join(format!("batch-{batch}.parquet"))
 }
 
-fn flushed_rows_move_to_parquet_files_per_user(backend: StorageBackend) {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let server = TestServer::start_in(backend, &data_dir, |_| {});
+/// A server over `data_dir` with users alice and bob and the USER table `app.notes`, and
+/// their credentials.
+fn notes_of_alice_and_bob(backend: StorageBackend, data_dir: &Path) -> (TestServer, String, String) {
+    let server = TestServer::start_in(backend, data_dir, |_| {});
     server.create_user("alice", "pw-alice", "user");
     server.create_user("bob", "pw-bob", "user");
     server.sql_ok(
         &server.root(),
         "CREATE NAMESPACE app; CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT)",
     );
-    let (alice, bob) = (basic("alice", "pw-alice"), basic("bob", "pw-bob"));
+    (server, basic("alice", "pw-alice"), basic("bob", "pw-bob"))
+}
+
+fn flushed_rows_move_to_parquet_files_per_user(backend: StorageBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let (server, alice, bob) = notes_of_alice_and_bob(backend, &data_dir);
     server.sql_ok(&alice, "INSERT INTO app.notes VALUES (1, 'a1'), (2, 'a2'), (3, 'a3')");
     server.sql_ok(&bob, "INSERT INTO app.notes VALUES (1, 'b1')");
     let answer = server.sql_ok(&server.root(), "FLUSH TABLE app.notes");
@@ -497,14 +503,7 @@ fn segments_read_on_a_wrong_guess_of_the_hot_rows_are_read_again(backend: Storag
 fn compaction_rewrites_a_partitions_segments_as_one(backend: StorageBackend) {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let server = TestServer::start_in(backend, &data_dir, |_| {});
-    server.create_user("alice", "pw-alice", "user");
-    server.create_user("bob", "pw-bob", "user");
-    server.sql_ok(
-        &server.root(),
-        "CREATE NAMESPACE app; CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT)",
-    );
-    let (alice, bob) = (basic("alice", "pw-alice"), basic("bob", "pw-bob"));
+    let (server, alice, bob) = notes_of_alice_and_bob(backend, &data_dir);
     server.sql_ok(&alice, "INSERT INTO app.notes VALUES (1, 'a1'), (2, 'a2'), (3, 'a3')");
     server.sql_ok(&bob, "INSERT INTO app.notes VALUES (1, 'b1')");
     server.sql_ok(&server.root(), "FLUSH TABLE app.notes");

@@ -116,50 +116,47 @@ pub async fn compact(
 }
 
 /// What a job's row of `system.jobs` says once it ends.
-trait JobOutcome {
+struct JobReport {
     /// Rows it affected.
-    fn rows(&self) -> u64;
+    rows: u64,
     /// Bytes it wrote.
-    fn bytes(&self) -> u64;
+    bytes: u64,
     /// Whether `KILL JOB` stopped it.
-    fn cancelled(&self) -> bool;
+    cancelled: bool,
     /// What it did, for the job's message.
-    fn summary(&self) -> String;
+    summary: String,
+}
+
+/// The outcome of a job's work, as its row of `system.jobs` reports it.
+trait JobOutcome {
+    fn report(&self) -> JobReport;
 }
 
 impl JobOutcome for FlushOutcome {
-    fn rows(&self) -> u64 {
-        self.rows
-    }
-    fn bytes(&self) -> u64 {
-        self.bytes
-    }
-    fn cancelled(&self) -> bool {
-        self.cancelled
-    }
-    fn summary(&self) -> String {
-        format!(
-            "{} row(s) of {} partition(s) into {} segment(s)",
-            self.rows, self.partitions, self.segments
-        )
+    fn report(&self) -> JobReport {
+        JobReport {
+            rows: self.rows,
+            bytes: self.bytes,
+            cancelled: self.cancelled,
+            summary: format!(
+                "{} row(s) of {} partition(s) into {} segment(s)",
+                self.rows, self.partitions, self.segments
+            ),
+        }
     }
 }
 
 impl JobOutcome for CompactionOutcome {
-    fn rows(&self) -> u64 {
-        self.versions_dropped
-    }
-    fn bytes(&self) -> u64 {
-        self.bytes
-    }
-    fn cancelled(&self) -> bool {
-        self.cancelled
-    }
-    fn summary(&self) -> String {
-        format!(
-            "{} segment(s) of {} partition(s) compacted, {} version(s) dropped",
-            self.segments, self.partitions, self.versions_dropped
-        )
+    fn report(&self) -> JobReport {
+        JobReport {
+            rows: self.versions_dropped,
+            bytes: self.bytes,
+            cancelled: self.cancelled,
+            summary: format!(
+                "{} segment(s) of {} partition(s) compacted, {} version(s) dropped",
+                self.segments, self.partitions, self.versions_dropped
+            ),
+        }
     }
 }
 
@@ -223,17 +220,18 @@ where
     job.finished_at = Some(now_micros());
     match &outcome {
         Ok(done) => {
-            job.rows_affected = i64::try_from(done.rows()).unwrap_or(i64::MAX);
-            job.bytes = i64::try_from(done.bytes()).unwrap_or(i64::MAX);
-            if done.cancelled() {
+            let done = done.report();
+            job.rows_affected = i64::try_from(done.rows).unwrap_or(i64::MAX);
+            job.bytes = i64::try_from(done.bytes).unwrap_or(i64::MAX);
+            if done.cancelled {
                 job.status = JobStatus::Cancelled;
                 job.message = Some(format!(
                     "cancelled by KILL JOB after {}; the table's other partitions are left as they were",
-                    done.summary()
+                    done.summary
                 ));
             } else {
                 job.status = JobStatus::Completed;
-                job.message = Some(done.summary());
+                job.message = Some(done.summary);
             }
         }
         Err(error) => {
@@ -241,7 +239,7 @@ where
             job.message = Some(error.to_string());
         }
     }
-    let cancelled = matches!(&outcome, Ok(done) if done.cancelled());
+    let cancelled = matches!(job.status, JobStatus::Cancelled);
     let message = job.message.clone().unwrap_or_default();
     let job_id = job.job_id.clone();
     engine.catalog.put_job(job).await?;
