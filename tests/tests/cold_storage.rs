@@ -26,6 +26,7 @@ calamus_tests::on_both_backends!(
     filters_skip_segments_their_statistics_rule_out,
     segments_read_on_a_wrong_guess_of_the_hot_rows_are_read_again,
     compaction_rewrites_a_partitions_segments_as_one,
+    a_compaction_is_committed_whole_or_not_at_all,
 );
 
 fn segment_file(data_dir: &Path, user: &str, batch: u64) -> std::path::PathBuf {
@@ -565,4 +566,69 @@ fn compaction_rewrites_a_partitions_segments_as_one(backend: StorageBackend) {
     );
     assert_eq!(stream.status, 400, "{}", stream.text);
     assert!(stream.text.contains("no segments to compact"), "{}", stream.text);
+}
+
+/// `RowStore::commit_compaction` on its own: a hand-over naming a segment the manifest no
+/// longer lists, or a number already taken, changes nothing; a valid one replaces the
+/// listed segments, records their files as retired, and takes a dropped delete out of the
+/// cold key index only while it is that row's flushed version.
+fn a_compaction_is_committed_whole_or_not_at_all(backend: StorageBackend) {
+    use calamus_domain::keys::encode_key_value;
+    use calamus_domain::model::Segment;
+
+    let open = calamus_tests::OpenDatabase::new(backend);
+    open.run_as_root(
+        "CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY, n BIGINT);
+         INSERT INTO app.t VALUES (1, 10), (2, 20); FLUSH TABLE app.t;
+         DELETE FROM app.t WHERE id = 1; UPDATE app.t SET n = 21 WHERE id = 2; FLUSH TABLE app.t",
+    );
+    let table = calamus_tests::bench_support::table_definition(&open.db, "app", "t");
+    let rows = open.db.engine.rows();
+    let before = rows.manifest(&table, &Partition::Shared).unwrap();
+    assert_eq!(before.segments.len(), 2);
+    assert_eq!(before.segments[1].deleted, Some(1));
+    let key = |id: i64| Partition::Shared.row_key(&encode_key_value(&calamus_domain::Value::BigInt(id)).unwrap());
+    let cold_seq = |id: i64| {
+        open.db
+            .kv
+            .get(&table.cold_keyspace(), &key(id))
+            .unwrap()
+            .map(|bytes| i64::from_be_bytes(bytes[..8].try_into().unwrap()))
+    };
+    let deleted_seq = cold_seq(1).expect("row 1's flushed delete is indexed");
+    let compacted = |batch: u64| Segment {
+        batch,
+        path: format!("app/t/batch-{batch}.parquet"),
+        superseding: Some(0),
+        ..before.segments[1].clone()
+    };
+    let commit = |replaced: Vec<u64>, segment: Option<Segment>, purged: Vec<(Vec<u8>, i64)>| {
+        open.block_on(rows.commit_compaction(&table, &Partition::Shared, replaced, segment, purged))
+    };
+    let row_id = |id: i64| encode_key_value(&calamus_domain::Value::BigInt(id)).unwrap();
+
+    let unlisted = commit(vec![0, 9], Some(compacted(before.next_batch)), Vec::new());
+    assert!(unlisted.unwrap_err().to_string().contains("compact again"));
+    let taken = commit(vec![0, 1], Some(compacted(1)), Vec::new());
+    assert!(taken.is_err());
+    assert_eq!(
+        rows.manifest(&table, &Partition::Shared).unwrap(),
+        before,
+        "nothing changed"
+    );
+
+    // Row 1's delete is dropped; a stale `_seq` for row 2 leaves its entry alone.
+    let stale = cold_seq(2).unwrap() - 1;
+    commit(
+        vec![0, 1],
+        Some(compacted(before.next_batch)),
+        vec![(row_id(1), deleted_seq), (row_id(2), stale)],
+    )
+    .unwrap();
+    let after = rows.manifest(&table, &Partition::Shared).unwrap();
+    assert_eq!(after.segments, [compacted(before.next_batch)]);
+    assert_eq!(after.next_batch, before.next_batch + 1);
+    assert_eq!(after.retired, ["app/t/batch-0.parquet", "app/t/batch-1.parquet"]);
+    assert_eq!(cold_seq(1), None);
+    assert_eq!(cold_seq(2), Some(stale + 1));
 }

@@ -168,12 +168,12 @@ pub trait RowStore: std::fmt::Debug + Send + Sync + 'static {
     ) -> DomainResult<u64>;
 
     /// Replaces segments of a partition with one holding their rows compacted, in one
-    /// atomic write: the `replaced` segments (by batch number) leave the manifest and
-    /// `segment` (already written and synced; `None` when no row is left) takes their
-    /// place; each `purged`
-    /// `(row id, _seq)`, a deleted version dropped for good, leaves the cold index if it is
-    /// still the row's flushed version. Changes nothing and fails if the manifest no longer
-    /// lists every replaced segment or `segment`'s number was taken.
+    /// atomic write: the `replaced` segments (by batch number) leave the manifest, their
+    /// paths recorded as retired, and `segment` (already written and synced; `None` when no
+    /// row is left) takes their place; each `purged` `(row id, _seq)`, a deleted version
+    /// dropped for good, leaves the cold index if it is still the row's flushed version.
+    /// Changes nothing and fails if the manifest no longer lists every replaced segment or
+    /// `segment`'s number was taken.
     async fn commit_compaction(
         &self,
         table: &TableDefinition,

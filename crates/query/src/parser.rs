@@ -299,29 +299,18 @@ impl CalamusParser<'_, '_> {
     /// `FLUSH TABLE t`, `STORAGE FLUSH TABLE t`, `STORAGE FLUSH ALL [IN ns]`,
     /// `STORAGE COMPACT TABLE t`, `STORAGE COMPACT ALL [IN ns]`.
     fn parse_flush(&mut self) -> QueryResult<Statement> {
+        const FLUSH: &str = "FLUSH TABLE t, STORAGE FLUSH TABLE t or STORAGE FLUSH ALL [IN ns]";
+        const COMPACT: &str = "STORAGE COMPACT TABLE t or STORAGE COMPACT ALL [IN ns]";
         let storage = self.eat_words(&["STORAGE"]);
         if storage && self.eat_words(&["COMPACT"]) {
-            let (table, namespace) = self.table_or_all("STORAGE COMPACT TABLE t or STORAGE COMPACT ALL [IN ns]")?;
+            let (table, namespace) = self.table_or_all(COMPACT)?;
             return Ok(Statement::Compact { table, namespace });
         }
-        self.expect_words(&["FLUSH"])?;
-        if self.eat_words(&["TABLE"]) {
-            return Ok(Statement::Flush {
-                table: Some(self.object_name()?),
-                namespace: None,
-            });
+        if !self.eat_words(&["FLUSH"]) || !(storage || self.words_are(&["TABLE"])) {
+            return Err(QueryError::Syntax(format!("expected {FLUSH} or {COMPACT}")));
         }
-        if storage && self.eat_words(&["ALL"]) {
-            let namespace = if self.eat_words(&["IN"]) {
-                Some(self.ident()?)
-            } else {
-                None
-            };
-            return Ok(Statement::Flush { table: None, namespace });
-        }
-        Err(QueryError::Syntax(
-            "expected FLUSH TABLE t, STORAGE FLUSH TABLE t or STORAGE FLUSH ALL [IN ns]".into(),
-        ))
+        let (table, namespace) = self.table_or_all(FLUSH)?;
+        Ok(Statement::Flush { table, namespace })
     }
 
     /// `TABLE t` or `ALL [IN ns]`, after a storage statement's verb.

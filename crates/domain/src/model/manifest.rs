@@ -33,12 +33,25 @@ pub struct Segment {
     /// none is read without its `_deleted` column.
     #[serde(default)]
     pub deleted: Option<u64>,
+    /// The smallest `_seq` of its deleted versions (`None`: it has none, or not recorded).
+    #[serde(default)]
+    pub oldest_deleted_seq: Option<i64>,
 }
 
 impl Segment {
-    /// Whether none of its rows is a deleted version, as recorded at its flush.
+    /// Whether none of its rows is a deleted version, as recorded when it was written.
     pub fn holds_no_deleted_rows(&self) -> bool {
         self.deleted == Some(0)
+    }
+
+    /// Whether it may hold a deleted version with a `_seq` below `cutoff` (one that a
+    /// retention ending at `cutoff` drops).
+    pub fn may_hold_deleted_before(&self, cutoff: i64) -> bool {
+        match (self.deleted, self.oldest_deleted_seq) {
+            (Some(0), _) => false,
+            (Some(_), Some(oldest)) => oldest < cutoff,
+            _ => self.min_seq < cutoff,
+        }
     }
 }
 
@@ -79,5 +92,40 @@ impl Manifest {
     /// then a read must keep only the newest of them.
     pub fn may_hold_superseded_versions(&self) -> bool {
         self.segments.iter().any(|s| s.superseding != Some(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(min_seq: i64, deleted: Option<u64>, oldest_deleted_seq: Option<i64>) -> Segment {
+        Segment {
+            batch: 0,
+            path: "batch-0.parquet".into(),
+            min_seq,
+            max_seq: 100,
+            rows: 10,
+            bytes: 1,
+            schema_version: 1,
+            columns: Vec::new(),
+            superseding: Some(0),
+            row_ids: None,
+            deleted,
+            oldest_deleted_seq,
+        }
+    }
+
+    #[test]
+    fn a_retention_cutoff_reaches_a_segment_only_through_an_older_delete() {
+        assert!(!segment(1, Some(0), None).may_hold_deleted_before(50), "no delete");
+        assert!(
+            !segment(1, Some(2), Some(60)).may_hold_deleted_before(50),
+            "deletes newer than the cutoff"
+        );
+        assert!(segment(1, Some(2), Some(40)).may_hold_deleted_before(50));
+        // Not recorded (written before the counts were): its oldest row decides.
+        assert!(segment(1, None, None).may_hold_deleted_before(50));
+        assert!(!segment(60, None, None).may_hold_deleted_before(50));
     }
 }

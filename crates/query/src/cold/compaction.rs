@@ -73,12 +73,8 @@ impl CompactionScope {
     /// Whether a partition with `manifest` is rewritten, deleted versions with a `_seq`
     /// below `purge_before` being dropped.
     pub fn wants(self, manifest: &Manifest, purge_before: Option<i64>) -> bool {
-        let purgeable = purge_before.is_some_and(|cutoff| {
-            manifest
-                .segments
-                .iter()
-                .any(|s| s.deleted != Some(0) && s.min_seq < cutoff)
-        });
+        let purgeable =
+            purge_before.is_some_and(|cutoff| manifest.segments.iter().any(|s| s.may_hold_deleted_before(cutoff)));
         match self {
             CompactionScope::All => manifest.segments.len() > 1 || purgeable || manifest.may_hold_superseded_versions(),
             CompactionScope::Needed => {
@@ -105,8 +101,7 @@ impl QueryEngine {
             )));
         }
         let cold = self.cold_storage()?;
-        let lock = Arc::clone(self.flush_locks.lock().entry(table.uid).or_default());
-        let _one_flush_at_a_time = lock.lock().await;
+        let _no_flush_meanwhile = self.lock_segments_of(table).await;
         let storage = ColdStorage::storage_of(&self.catalog.snapshot(), table)?;
         let mut outcome = CompactionOutcome::default();
         for (partition, manifest) in self.rows.manifests(table)? {
@@ -125,7 +120,7 @@ impl QueryEngine {
 
     /// Rewrites the segments of one partition as one (the caller holds the table's flush
     /// lock, so `manifest` is current).
-    pub(super) async fn compact_partition(
+    async fn compact_partition(
         &self,
         cold: &ColdStorage,
         storage: &StorageDefinition,
@@ -180,6 +175,10 @@ impl QueryEngine {
                 columns: stats,
                 superseding: Some(0),
                 deleted: Some(deleted.true_count() as u64),
+                oldest_deleted_seq: (0..kept.num_rows())
+                    .filter(|&row| deleted.value(row))
+                    .map(|row| seqs.value(row))
+                    .min(),
                 // Sorted by row id: the first and the last.
                 row_ids: Some((row_ids.value(0).to_vec(), row_ids.value(row_ids.len() - 1).to_vec())),
             })

@@ -63,8 +63,7 @@ impl QueryEngine {
             )));
         }
         let cold = self.cold_storage()?;
-        let lock = Arc::clone(self.flush_locks.lock().entry(table.uid).or_default());
-        let _one_flush_at_a_time = lock.lock().await;
+        let _one_flush_at_a_time = self.lock_segments_of(table).await;
         let storage = ColdStorage::storage_of(&self.catalog.snapshot(), table)?;
         let rows = Arc::clone(&self.rows);
         let visited = Arc::clone(table);
@@ -85,6 +84,12 @@ impl QueryEngine {
             crate::jobs::compact_hot_rows(&self.rows, table, "a flush").await;
         }
         Ok(outcome)
+    }
+
+    /// Held while a flush or a compaction of `table` changes its segments: one at a time.
+    pub(super) async fn lock_segments_of(&self, table: &TableDefinition) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = Arc::clone(self.flush_locks.lock().entry(table.uid).or_default());
+        lock.lock_owned().await
     }
 
     async fn flush_partition(
@@ -131,6 +136,11 @@ impl QueryEngine {
             columns,
             superseding: None,
             deleted: Some(versions.iter().filter(|r| r.version.deleted).count() as u64),
+            oldest_deleted_seq: versions
+                .iter()
+                .filter(|r| r.version.deleted)
+                .map(|r| r.version.seq)
+                .min(),
             row_ids: versions
                 .iter()
                 .map(|r| &r.row_id)

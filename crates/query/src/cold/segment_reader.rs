@@ -9,8 +9,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray};
-use arrow::buffer::BooleanBuffer;
+use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use calamus_domain::arrow_rows::build_array;
@@ -97,10 +96,7 @@ impl SegmentRead<'_> {
             if let Some(predicate) = self.predicate.as_ref().filter(|_| complete) {
                 source = source.with_predicate(Arc::clone(predicate));
             }
-            let read: Vec<usize> = (0..self.projection.len())
-                .filter(|out| !fills.iter().any(|f| f.position() == *out))
-                .map(|out| self.projection[out])
-                .collect();
+            let read = self.columns_read(&fills);
             let mut config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source));
             let per_group = files.len().div_ceil(partitions);
             for group in files.chunks(per_group) {
@@ -147,11 +143,20 @@ impl SegmentRead<'_> {
             .collect()
     }
 
+    /// The positions of the full layout read from files, for a group with `fills`.
+    fn columns_read(&self, fills: &[Fill]) -> Vec<usize> {
+        (0..self.projection.len())
+            .filter(|out| !fills.iter().any(|f| f.position() == *out))
+            .map(|out| self.projection[out])
+            .collect()
+    }
+
     fn file_of(&self, segment: &Segment) -> PartitionedFile {
         let path = self.cold.segment_path(self.storage, &segment.path);
         let mut file = PartitionedFile::new(path.to_string_lossy().trim_start_matches('/').to_owned(), segment.bytes);
         // The session caches a file's Parquet metadata under its path while its size and
-        // modification time match. A segment is never rewritten, but a path can name
+        // modification time match. A segment's file is never rewritten (a compaction
+        // writes a new one), but a path can name
         // another segment later (a table dropped and created again), so the time given is
         // the segment's newest `_seq`, which no other segment has.
         file.object_meta.last_modified = chrono::DateTime::from_timestamp_nanos(segment.max_seq);
@@ -186,10 +191,8 @@ fn with_fills(batch: &RecordBatch, schema: &SchemaRef, fills: &[(usize, ScalarVa
     let mut read = batch.columns().iter();
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for out in 0..schema.fields().len() {
+        // A constant boolean is built as a bitmap, without a value per row.
         let array = match fills.iter().find(|(at, _)| *at == out) {
-            Some((_, ScalarValue::Boolean(Some(false)))) => {
-                Arc::new(BooleanArray::new(BooleanBuffer::new_unset(rows), None)) as ArrayRef
-            }
             Some((_, value)) => value.to_array_of_size(rows)?,
             None => Arc::clone(read.next().expect("a column read for each one not filled")),
         };
@@ -222,6 +225,80 @@ fn raced_when_a_file_is_gone(error: DataFusionError) -> DataFusionError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use calamus_domain::model::{ColumnDefinition, TableKind, TableOptions, TableSchema};
+    use calamus_domain::{ColumnName, DataType, NamespaceId, TableId, TableName};
+
+    /// `id`, and `note` added in version 2.
+    fn table() -> TableDefinition {
+        let column = |id, name: &str, added_in_version| ColumnDefinition {
+            id,
+            name: ColumnName::new(name).unwrap(),
+            data_type: DataType::BigInt,
+            nullable: true,
+            default: None,
+            added_in_version,
+            missing_value: None,
+        };
+        TableDefinition {
+            id: TableId::new(NamespaceId::new("app").unwrap(), TableName::new("t").unwrap()),
+            uid: 7,
+            kind: TableKind::Shared,
+            options: TableOptions::default(),
+            schemas: vec![TableSchema {
+                version: 2,
+                columns: vec![column(1, "id", 1), column(2, "note", 2)],
+                primary_key: Some(1),
+                created_at: 0,
+            }],
+            next_column_id: 3,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn segment(schema_version: u32, deleted: Option<u64>) -> Segment {
+        Segment {
+            batch: 0,
+            path: "app/t/batch-0.parquet".into(),
+            min_seq: 1,
+            max_seq: 2,
+            rows: 2,
+            bytes: 100,
+            schema_version,
+            columns: Vec::new(),
+            superseding: Some(0),
+            row_ids: None,
+            deleted,
+            oldest_deleted_seq: None,
+        }
+    }
+
+    #[test]
+    fn deleted_is_decoded_only_from_segments_that_may_hold_a_delete() {
+        let table = table();
+        let schema = super::super::segment_schema(&table);
+        let (cold, storage) = (ColdStorage::new("/data"), StorageDefinition::local(0));
+        // id, note, _deleted.
+        let read = SegmentRead {
+            table: &table,
+            cold: &cold,
+            storage: &storage,
+            schema: &schema,
+            projection: vec![0, 1, 3],
+            predicate: None,
+        };
+        let clean = read.fills_of(&segment(2, Some(0)));
+        assert_eq!(clean, [Fill::NeverDeleted(2)]);
+        assert_eq!(read.columns_read(&clean), [0, 1]);
+        for unclean in [segment(2, Some(1)), segment(2, None)] {
+            let fills = read.fills_of(&unclean);
+            assert!(fills.is_empty(), "{fills:?}");
+            assert_eq!(read.columns_read(&fills), [0, 1, 3]);
+        }
+        let older = read.fills_of(&segment(1, Some(0)));
+        assert_eq!(older, [Fill::AddedLater(1), Fill::NeverDeleted(2)]);
+        assert_eq!(read.columns_read(&older), [0]);
+    }
 
     #[test]
     fn a_missing_file_reads_as_a_race_and_other_errors_stay() {
