@@ -2,7 +2,8 @@
 //! query over a SHARED table of 20 flushed segments plus hot rows against DataFusion
 //! reading the same Parquet files directly, in the same run; and one user's query in a
 //! USER table whose 100 or 10,000 users have all flushed (the latency must not grow with
-//! the other users).
+//! the other users). The hot-plus-segments query is also timed right after writes to the
+//! hot rows, which a backend keeping copies of its scans (sled) must read again.
 //!
 //! Run: `cargo bench -p calamus-tests --bench cold_tier` (a release build); a backend
 //! name as argument runs that backend only.
@@ -13,7 +14,9 @@ use calamus::{Database, StorageBackend};
 use calamus_domain::model::Role;
 use calamus_domain::{Partition, UserId, Value};
 use calamus_query::{Session, StatementOutput};
-use calamus_tests::bench_support::{interleaved_median_times, load_rows, median_time, runtime, table_definition};
+use calamus_tests::bench_support::{
+    interleaved_median_times, load_rows, median_time, median_time_after, runtime, table_definition,
+};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 const SEGMENTS: usize = 20;
@@ -117,6 +120,35 @@ fn run(backend: StorageBackend) {
         direct,
         engine.as_secs_f64() / direct.as_secs_f64()
     );
+
+    // The same query after a write to the hot rows each time: one row appended (the last
+    // chunk of the hot read changes), or ten rows spread over the hot rows updated (every
+    // chunk changes).
+    let writes: [(&str, &dyn Fn(usize) -> String); 2] = [
+        ("a row appended", &|i| {
+            format!("INSERT INTO app.t VALUES ({}, 'appended', 3)", 2_000_000 + i)
+        }),
+        ("ten hot rows updated", &|_| {
+            "UPDATE app.t SET n = n + 7 WHERE id >= 1000000 AND id < 1010000 AND id % 1000 = 0".to_owned()
+        }),
+    ];
+    let mut writer = Session::root();
+    for (what, write) in writes {
+        let after_write = median_time_after(
+            21,
+            |i| {
+                rt.block_on(db.engine.execute(&mut writer, &write(i), &[]))
+                    .expect("write");
+            },
+            || {
+                rt.block_on(db.engine.execute(&mut root, QUERY, &[])).expect("query");
+            },
+        );
+        println!(
+            "{backend}: the same aggregate after {what} each time: engine {after_write:.1?}, ratio {:.2}x to DataFusion above",
+            after_write.as_secs_f64() / direct.as_secs_f64()
+        );
+    }
 
     // Pruning: a key range inside one segment opens that segment only.
     let before = db.engine.segments_read();

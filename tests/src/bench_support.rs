@@ -78,6 +78,21 @@ pub fn median_time(n: usize, mut run: impl FnMut()) -> Duration {
     times[n / 2]
 }
 
+/// The median time of `n` runs of `run`, each after an untimed `prepare(i)` (`i` counts
+/// the runs from 0).
+pub fn median_time_after(n: usize, mut prepare: impl FnMut(usize), mut run: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..n)
+        .map(|i| {
+            prepare(i);
+            let started = Instant::now();
+            run();
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[n / 2]
+}
+
 /// The medians of `n` runs each of `first` and `second`, taken in turns (first, second,
 /// first, ...), so that whatever else the machine does during the measurement (a
 /// compaction of the store, another process) weighs on both alike.

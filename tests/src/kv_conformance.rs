@@ -11,6 +11,7 @@ mod compaction;
 mod durability;
 mod keyspaces;
 mod ordering;
+mod repeated_scans;
 mod values;
 
 use std::ops::Bound;
@@ -26,6 +27,7 @@ pub use compaction::*;
 pub use durability::*;
 pub use keyspaces::*;
 pub use ordering::*;
+pub use repeated_scans::*;
 pub use values::*;
 
 /// Opens (creating it if needed) a store of the backend under test at a directory.
@@ -64,6 +66,7 @@ macro_rules! kv_conformance_tests {
                 empty_and_large_values,
                 many_keys_scan_in_order,
                 visited_scans_stop_where_asked,
+                repeated_scans_follow_every_write,
                 acknowledged_writes_survive_reopen,
                 keyspaces_survive_reopen,
                 sync_then_reopen,

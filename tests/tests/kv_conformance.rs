@@ -20,3 +20,40 @@ fn open_sled(path: &Path) -> Arc<dyn KvEngine> {
 
 kv_conformance_tests!(rocksdb, open_rocksdb);
 kv_conformance_tests!(sled, open_sled);
+
+/// A sled store whose scan cache holds a couple of KiB: copies are evicted all the time,
+/// and the longer answers are too long to be kept at all.
+fn open_sled_with_a_small_scan_cache(path: &Path) -> Arc<dyn KvEngine> {
+    let config = SledConfig {
+        scan_cache_bytes: 2048,
+        ..SledConfig::default()
+    };
+    Arc::new(calamus_storage_sled::open(path, &config).expect("open a sled store"))
+}
+
+/// The scan guarantees again, on sled with a small scan cache.
+mod sled_with_a_small_scan_cache {
+    use calamus_tests::kv_conformance as guarantee;
+
+    use super::open_sled_with_a_small_scan_cache as open;
+
+    #[test]
+    fn repeated_scans_follow_every_write() {
+        guarantee::repeated_scans_follow_every_write(open);
+    }
+
+    #[test]
+    fn batch_is_atomic_to_concurrent_scans() {
+        guarantee::batch_is_atomic_to_concurrent_scans(open);
+    }
+
+    #[test]
+    fn visited_scans_stop_where_asked() {
+        guarantee::visited_scans_stop_where_asked(open);
+    }
+
+    #[test]
+    fn many_keys_scan_in_order() {
+        guarantee::many_keys_scan_in_order(open);
+    }
+}

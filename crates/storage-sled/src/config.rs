@@ -12,6 +12,10 @@ pub struct SledConfig {
     pub flush_on_write: bool,
     /// Size in bytes of sled's page cache.
     pub cache_capacity: u64,
+    /// Bytes kept of recently scanned ranges, so that reading an unchanged range again does
+    /// not walk sled's tree again (a copy is dropped as soon as a write changes a key in its
+    /// range); `0` keeps none.
+    pub scan_cache_bytes: usize,
 }
 
 impl Default for SledConfig {
@@ -21,6 +25,7 @@ impl Default for SledConfig {
         Self {
             flush_on_write: true,
             cache_capacity: 128 * 1024 * 1024,
+            scan_cache_bytes: 32 * 1024 * 1024,
         }
     }
 }

@@ -10,6 +10,10 @@
 //!
 //! The price is that a scan's range is held in memory and delays writers while it is
 //! copied; the domain scans bounded ranges of the hot store (one partition, one table).
+//!
+//! The same lock keeps the [`ScanCache`] exact: `scan_visit` looks up and fills copies of
+//! the ranges it reads while holding it shared, and a write drops the copies whose range
+//! holds a key it changed while still holding it exclusively.
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -24,6 +28,7 @@ use sled::transaction::{ConflictableTransactionResult, TransactionError};
 use sled::{Db, Tree};
 
 use crate::config::SledConfig;
+use crate::scan_cache::{ScanCache, ScanKey, ScannedPairs};
 
 /// sled's own tree, always present; it holds no keyspace and is never listed.
 const DEFAULT_TREE: &[u8] = b"__sled__default";
@@ -35,6 +40,8 @@ pub struct SledEngine {
     /// The open tree of every keyspace. Shared by reads and scans, exclusive for writes and
     /// keyspace changes (see the module documentation).
     keyspaces: RwLock<BTreeMap<String, Tree>>,
+    /// Copies of recently visited ranges, kept exact under `keyspaces` (module documentation).
+    scan_cache: ScanCache,
 }
 
 /// Pending changes of one tree: the final value of every key a batch touches (`None`: removed).
@@ -89,6 +96,7 @@ pub fn open(path: &Path, config: &SledConfig) -> DomainResult<SledEngine> {
         db,
         flush_on_write: config.flush_on_write,
         keyspaces: RwLock::new(keyspaces),
+        scan_cache: ScanCache::new(config.scan_cache_bytes),
     })
 }
 
@@ -140,6 +148,7 @@ impl KvEngine for SledEngine {
             if keyspaces.remove(keyspace).is_none() {
                 return Ok(());
             }
+            self.scan_cache.forget_keyspace(keyspace);
             self.db
                 .drop_tree(keyspace)
                 .map_err(|e| storage_error(format_args!("dropping keyspace '{keyspace}'"), e))?;
@@ -166,13 +175,18 @@ impl KvEngine for SledEngine {
         }
         {
             let keyspaces = self.keyspaces.write();
-            let (trees, changes) = resolve(&keyspaces, batch)?;
+            let (names, trees, changes) = resolve(&keyspaces, batch)?;
             let result: Result<(), TransactionError<()>> = trees.as_slice().transaction(|views| {
                 for (view, changes) in views.iter().zip(&changes) {
                     apply(view, changes)?;
                 }
                 Ok(())
             });
+            // Whether or not it committed (a failed commit may have applied part of the
+            // batch in memory), no copy of a range it touched is kept.
+            for (name, changes) in names.iter().zip(&changes) {
+                self.scan_cache.forget_changed(name, changes);
+            }
             result.map_err(|e| match e {
                 TransactionError::Abort(()) => DomainError::Storage("sled: a write batch was aborted".to_owned()),
                 TransactionError::Storage(e) => storage_error("writing a batch", e),
@@ -191,7 +205,9 @@ impl KvEngine for SledEngine {
         self.copy_range(keyspace, range, reverse, limit)
     }
 
-    /// Lends each pair as sled hands it out (values shared with its cache, not copied).
+    /// Lends each pair as sled hands it out (values shared with its cache, not copied), or
+    /// from the copy kept of the same request if nothing in its range changed since; a
+    /// request visited to its end is copied for the next time.
     fn scan_visit(
         &self,
         keyspace: &str,
@@ -205,16 +221,37 @@ impl KvEngine for SledEngine {
         if is_empty(&range) {
             return Ok(0);
         }
+        let request = self
+            .scan_cache
+            .is_enabled()
+            .then(|| ScanKey::new(&range, reverse, limit));
+        if let Some(request) = &request
+            && let Some(copy) = self.scan_cache.get(keyspace, request)
+        {
+            return copy.visit(visit);
+        }
         let iter = tree.range((range.start, range.end));
         let pairs: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
             if reverse { Box::new(iter.rev()) } else { Box::new(iter) };
+        let mut copy = request.as_ref().map(|_| ScannedPairs::default());
         let mut visited = 0;
         for pair in pairs.take(limit) {
             let (key, value) = pair.map_err(|e| storage_error(format_args!("scanning keyspace '{keyspace}'"), e))?;
             visited += 1;
-            if !visit.visit(&key, &value)? {
-                break;
+            if let Some(pairs) = &mut copy {
+                pairs.push(&key, &value);
+                if !self.scan_cache.could_keep(pairs.size()) {
+                    // Too long to be kept: stop copying it.
+                    copy = None;
+                }
             }
+            if !visit.visit(&key, &value)? {
+                // Stopped early: the copy is not the whole answer to the request.
+                return Ok(visited);
+            }
+        }
+        if let (Some(request), Some(copy)) = (request, copy) {
+            self.scan_cache.insert(keyspace, request, copy);
         }
         Ok(visited)
     }
@@ -276,13 +313,18 @@ impl KvEngine for SledEngine {
 /// Pairs copied per sled batch by a checkpoint.
 const CHECKPOINT_BATCH: usize = 10_000;
 
-/// The distinct trees `batch` writes, and the final change of every key in each of them.
+/// The distinct keyspaces `batch` writes, their trees, and the final change of every key in
+/// each of them.
 ///
 /// Ops are folded in order, so a later op on a key wins. A range delete covers the stored
 /// keys in its range (read now: the caller holds the engine lock exclusively, so none can be
 /// added before the commit) and the keys earlier ops of the batch put there.
-fn resolve(keyspaces: &BTreeMap<String, Tree>, batch: WriteBatch) -> DomainResult<(Vec<Tree>, Vec<TreeChanges>)> {
+fn resolve(
+    keyspaces: &BTreeMap<String, Tree>,
+    batch: WriteBatch,
+) -> DomainResult<(Vec<String>, Vec<Tree>, Vec<TreeChanges>)> {
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut names: Vec<String> = Vec::new();
     let mut trees: Vec<Tree> = Vec::new();
     let mut changes: Vec<TreeChanges> = Vec::new();
     for op in batch.into_ops() {
@@ -295,6 +337,7 @@ fn resolve(keyspaces: &BTreeMap<String, Tree>, batch: WriteBatch) -> DomainResul
             Some(&i) => i,
             None => {
                 let tree = keyspaces.get(keyspace).ok_or_else(|| not_found(keyspace))?;
+                names.push(keyspace.clone());
                 trees.push(tree.clone());
                 changes.push(TreeChanges::new());
                 index.insert(keyspace.clone(), trees.len() - 1);
@@ -322,7 +365,7 @@ fn resolve(keyspaces: &BTreeMap<String, Tree>, batch: WriteBatch) -> DomainResul
             }
         }
     }
-    Ok((trees, changes))
+    Ok((names, trees, changes))
 }
 
 /// Stages `changes` in one tree of a transaction.

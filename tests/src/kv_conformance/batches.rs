@@ -3,7 +3,7 @@
 
 use std::cmp::Ordering;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize};
 
 use calamus_domain::{KeyRange, WriteBatch};
 
@@ -189,13 +189,17 @@ pub fn scan_is_a_consistent_view(open: Opener) {
 /// Concurrent scans never see part of a batch: every batch writes a pair of keys, so every
 /// scan holds as many `a/` keys as `b/` keys. The writer goes on (in whole decades of
 /// batches) until the reader has scanned at least `SCANS_WHILE_WRITING` times while it
-/// was writing, so the scans really overlap the writes.
+/// was writing, so the scans really overlap the writes. Nor is a scan ever older than a
+/// write acknowledged before it started: the newest key written is always kept, so a scan
+/// holds it or a newer one.
 pub fn batch_is_atomic_to_concurrent_scans(open: Opener) {
     const BATCHES: u32 = 300;
     const SCANS_WHILE_WRITING: usize = 20;
     let store = Fixture::with_keyspaces(open, &["t"]);
     let scans = AtomicUsize::new(0);
     let writing = AtomicBool::new(true);
+    // How many batches were acknowledged.
+    let acknowledged = AtomicU32::new(0);
     let written = std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
             let mut i: u32 = 0;
@@ -219,12 +223,14 @@ pub fn batch_is_atomic_to_concurrent_scans(open: Opener) {
                 }
                 store.write(batch);
                 i += 1;
+                acknowledged.store(i, SeqCst);
             }
             writing.store(false, SeqCst);
             i
         });
         while writing.load(SeqCst) {
             let n = scans.load(SeqCst);
+            let acknowledged_before = acknowledged.load(SeqCst);
             // Each way of scanning in turn, forwards and backwards; each is one read.
             let reverse = n % 2 == 1;
             let keys: Vec<Vec<u8>> = match n % 3 {
@@ -249,6 +255,13 @@ pub fn batch_is_atomic_to_concurrent_scans(open: Opener) {
             };
             let a = keys.iter().filter(|key| key.starts_with(b"a/")).count();
             assert_eq!(a * 2, keys.len(), "a scan saw part of a batch");
+            if let Some(newest) = acknowledged_before.checked_sub(1) {
+                let newest_key = [b"b/".as_slice(), &newest.to_be_bytes()].concat();
+                assert!(
+                    keys.iter().any(|key| key >= &newest_key),
+                    "a scan missed batch {newest}, acknowledged before it started"
+                );
+            }
             scans.fetch_add(1, SeqCst);
         }
         writer.join().expect("writer thread")
