@@ -10,7 +10,8 @@
 //!
 //! And at each step of a flush's hand-over (`calamus_query::cold::CRASH_POINTS`) the
 //! process is stopped on purpose, then restarted: no row is lost or doubled, the job reads
-//! failed, and the next flush and the primary-key checks work.
+//! failed, and the next flush and the primary-key checks work. The same at each step of a
+//! compaction's hand-over (`calamus_query::cold::COMPACTION_CRASH_POINTS`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -279,24 +280,7 @@ fn crash_during_flush(backend: &str, step: &str) {
         "{step}: the server stops mid-flush: {flushed:?}"
     );
     server.wait_for_exit();
-    let segment_files = |suffix: &str| -> usize {
-        fn walk(folder: &std::path::Path, suffix: &str) -> usize {
-            std::fs::read_dir(folder)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|entry| {
-                    let path = entry.path();
-                    if path.is_dir() {
-                        walk(&path, suffix)
-                    } else {
-                        usize::from(path.to_string_lossy().ends_with(suffix))
-                    }
-                })
-                .sum()
-        }
-        walk(&data_dir.join("storage"), suffix)
-    };
+    let segment_files = |suffix: &str| segment_files(&data_dir, suffix);
     // What the crash left: a temporary file, a renamed one no manifest names, or a
     // committed segment.
     let left = match step {
@@ -351,6 +335,155 @@ fn crash_during_flush(backend: &str, step: &str) {
     let again = Server::start(backend, &data_dir);
     expected.get_mut("w0").unwrap().insert(3, 3);
     check(&expected, again.port, "after a second restart");
+}
+
+/// The `batch-<n>.parquet` files (`suffix` `.parquet`) or temporary ones (`.parquet.tmp`)
+/// under the data directory's storage.
+fn segment_files(data_dir: &std::path::Path, suffix: &str) -> usize {
+    fn walk(folder: &std::path::Path, suffix: &str) -> usize {
+        std::fs::read_dir(folder)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, suffix)
+                } else {
+                    usize::from(path.to_string_lossy().ends_with(suffix))
+                }
+            })
+            .sum()
+    }
+    walk(&data_dir.join("storage"), suffix)
+}
+
+/// Stops the server at `step` of a compaction of two users' partitions of two segments
+/// each, restarts it, and checks every user's rows and their count, the files left, the
+/// job's record, a second compaction and the primary-key checks. (Every row has a single
+/// flushed version, so the clean-up job at start does not compact on its own.)
+fn crash_during_compaction(backend: &str, step: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let server = Server::start_crashing_at(backend, &data_dir, Some(step));
+    let root = basic("root", "");
+    let agent = agent();
+    let setup = "CREATE NAMESPACE app; \
+                 CREATE USER TABLE app.ledger (id BIGINT PRIMARY KEY, v BIGINT NOT NULL, note TEXT); \
+                 CREATE USER w0 WITH PASSWORD 'pw' ROLE user; CREATE USER w1 WITH PASSWORD 'pw' ROLE user";
+    sql(&agent, server.port, &root, setup).expect("set-up");
+    let users = [("w0", 6), ("w1", 4)];
+    let run = |user: &str, statement: &str| {
+        sql(&agent, server.port, &basic(user, "pw"), statement).unwrap_or_else(|e| panic!("{statement}: {e:?}"));
+    };
+    for (user, rows) in users {
+        let values: Vec<String> = (1..=rows).map(|id| format!("({id}, {id}, 'n')")).collect();
+        run(user, &format!("INSERT INTO app.ledger VALUES {}", values.join(", ")));
+        run(user, "UPDATE app.ledger SET v = 20 WHERE id = 2");
+        run(user, "DELETE FROM app.ledger WHERE id = 3");
+    }
+    sql(&agent, server.port, &root, "FLUSH TABLE app.ledger").expect("first flush");
+    for (user, _) in users {
+        run(user, "INSERT INTO app.ledger VALUES (7, 7, 'n'), (8, 8, 'n')");
+    }
+    sql(&agent, server.port, &root, "FLUSH TABLE app.ledger").expect("second flush");
+    let mut expected: BTreeMap<&str, BTreeMap<i64, i64>> = BTreeMap::new();
+    for (user, rows) in users {
+        // Hot rows over the segments: a new one, and a newer version of a flushed one.
+        run(user, "INSERT INTO app.ledger VALUES (9, 9, 'hot')");
+        run(user, "UPDATE app.ledger SET v = 70 WHERE id = 7");
+        let mut model: BTreeMap<i64, i64> = (1..=rows).chain([7, 8, 9]).map(|id| (id, id)).collect();
+        model.insert(2, 20);
+        model.insert(7, 70);
+        model.remove(&3);
+        expected.insert(user, model);
+    }
+    assert_eq!(
+        segment_files(&data_dir, ".parquet"),
+        4,
+        "{backend}: two segments per user"
+    );
+
+    let compacted = sql(&agent, server.port, &root, "STORAGE COMPACT TABLE app.ledger");
+    assert!(
+        matches!(compacted, Err(None)),
+        "{step}: the server stops mid-compaction: {compacted:?}"
+    );
+    server.wait_for_exit();
+    // What the crash left in the first partition compacted: a temporary file, a renamed
+    // one no manifest names, or a committed segment with the old files still there.
+    let (temporary, segments) = match step {
+        "compaction-segment-written" => (1, 4),
+        _ => (0, 5),
+    };
+    assert_eq!(segment_files(&data_dir, ".parquet.tmp"), temporary, "{backend} {step}");
+    assert_eq!(segment_files(&data_dir, ".parquet"), segments, "{backend} {step}");
+
+    let check = |expected: &BTreeMap<&str, BTreeMap<i64, i64>>, port: u16, when: &str| {
+        for (user, model) in expected {
+            assert_eq!(&rows_of(port, user), model, "{backend} {step} {when}: {user}'s rows");
+            let counted = sql(&agent, port, &basic(user, "pw"), "SELECT count(*) FROM app.ledger").unwrap();
+            assert_eq!(
+                counted["results"][0]["rows"],
+                json!([[model.len().to_string()]]),
+                "{backend} {step} {when}: no row doubled"
+            );
+        }
+    };
+    let restarted = Server::start(backend, &data_dir);
+    check(&expected, restarted.port, "after the restart");
+    // The start removed the files no manifest names: the cut-short segment, or the old
+    // segments of a committed compaction.
+    let committed = step == "compaction-committed";
+    assert_eq!(segment_files(&data_dir, ".parquet.tmp"), 0, "{backend} {step}");
+    assert_eq!(
+        segment_files(&data_dir, ".parquet"),
+        if committed { 3 } else { 4 },
+        "{backend} {step}"
+    );
+    let job = sql(
+        &agent,
+        restarted.port,
+        &root,
+        "SELECT status FROM system.jobs WHERE job_type = 'compact'",
+    )
+    .unwrap();
+    assert_eq!(job["results"][0]["rows"], json!([["failed"]]), "{backend} {step}");
+    sql(&agent, restarted.port, &root, "STORAGE COMPACT TABLE app.ledger").expect("the next compaction");
+    assert_eq!(
+        segment_files(&data_dir, ".parquet"),
+        2,
+        "{backend} {step}: one segment per user"
+    );
+    check(&expected, restarted.port, "after the next compaction");
+    // Keys stay unique across the tiers: a flushed key is refused, a deleted one is free.
+    let duplicate = sql(
+        &agent,
+        restarted.port,
+        &basic("w0", "pw"),
+        "INSERT INTO app.ledger VALUES (1, 0, 'again')",
+    );
+    assert!(matches!(duplicate, Err(Some(_))), "{backend} {step}: {duplicate:?}");
+    sql(
+        &agent,
+        restarted.port,
+        &basic("w0", "pw"),
+        "INSERT INTO app.ledger VALUES (3, 3, 'back')",
+    )
+    .expect("a deleted key is free");
+    drop(restarted);
+    let again = Server::start(backend, &data_dir);
+    expected.get_mut("w0").unwrap().insert(3, 3);
+    check(&expected, again.port, "after a second restart");
+}
+
+#[test]
+fn a_crash_at_each_step_of_a_compaction_loses_and_doubles_nothing() {
+    for backend in ["rocksdb", "sled"] {
+        for step in calamus_query::cold::COMPACTION_CRASH_POINTS {
+            crash_during_compaction(backend, step);
+        }
+    }
 }
 
 #[test]

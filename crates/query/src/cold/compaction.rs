@@ -24,7 +24,7 @@ use futures::TryStreamExt;
 
 use super::flush::{column_stats, segment_relative_path, write_segment};
 use super::segment_reader::SegmentRead;
-use super::{ColdStorage, segment_schema};
+use super::{ColdStorage, crash_point, segment_schema};
 use crate::engine::QueryEngine;
 use crate::error::{QueryError, QueryResult};
 use crate::jobs::running::RunningJob;
@@ -158,7 +158,7 @@ impl QueryEngine {
             let path = cold.segment_path(storage, &relative.to_string_lossy());
             let stats = column_stats(table, &kept)?;
             let written = kept.clone();
-            bytes = tokio::task::spawn_blocking(move || write_segment(&path, &written))
+            bytes = tokio::task::spawn_blocking(move || write_segment(&path, &written, "compaction-segment-written"))
                 .await
                 .map_err(|e| QueryError::InvalidStatement(format!("writing a segment failed: {e}")))??;
             let seqs = kept.column(columns).as_primitive::<Int64Type>();
@@ -183,9 +183,11 @@ impl QueryEngine {
                 row_ids: Some((row_ids.value(0).to_vec(), row_ids.value(row_ids.len() - 1).to_vec())),
             })
         };
+        crash_point("compaction-segment-renamed");
         self.rows
             .commit_compaction(table, partition, replaced, segment, purged)
             .await?;
+        crash_point("compaction-committed");
         self.remove_segment_files(
             cold,
             storage,

@@ -122,7 +122,7 @@ impl QueryEngine {
         let batch = segment_batch(table, &versions)?;
         let columns = column_stats(table, &batch)?;
         let written = batch.clone();
-        let bytes = tokio::task::spawn_blocking(move || write_segment(&path, &written))
+        let bytes = tokio::task::spawn_blocking(move || write_segment(&path, &written, "flush-segment-written"))
             .await
             .map_err(|e| QueryError::InvalidStatement(format!("writing a segment failed: {e}")))??;
         let segment = Segment {
@@ -245,17 +245,18 @@ pub(super) fn column_stats(table: &TableDefinition, batch: &RecordBatch) -> Quer
 
 /// Writes `batch` as Parquet at `path`: to a temporary file, fsynced, renamed, and the
 /// folder fsynced. Gives the file's size. A failure removes the temporary file; a full
-/// disk is `DiskFull`, so the caller hears the cause and can retry later.
-pub(super) fn write_segment(path: &Path, batch: &RecordBatch) -> QueryResult<u64> {
+/// disk is `DiskFull`, so the caller hears the cause and can retry later. `synced_step` is
+/// the crash point between the fsync and the rename.
+pub(super) fn write_segment(path: &Path, batch: &RecordBatch, synced_step: &str) -> QueryResult<u64> {
     let temporary = path.with_extension("parquet.tmp");
-    let written = write_segment_file(path, &temporary, batch);
+    let written = write_segment_file(path, &temporary, batch, synced_step);
     if written.is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
     written
 }
 
-fn write_segment_file(path: &Path, temporary: &Path, batch: &RecordBatch) -> QueryResult<u64> {
+fn write_segment_file(path: &Path, temporary: &Path, batch: &RecordBatch, synced_step: &str) -> QueryResult<u64> {
     let io = |e: std::io::Error| segment_io_error(path, e);
     let parquet = |e: datafusion::parquet::errors::ParquetError| match e {
         datafusion::parquet::errors::ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
@@ -275,7 +276,7 @@ fn write_segment_file(path: &Path, temporary: &Path, batch: &RecordBatch) -> Que
     let file = writer.into_inner().map_err(parquet)?;
     file.sync_all().map_err(io)?;
     drop(file);
-    crash_point("flush-segment-written");
+    crash_point(synced_step);
     std::fs::rename(temporary, path).map_err(io)?;
     File::open(folder).and_then(|f| f.sync_all()).map_err(io)?;
     Ok(std::fs::metadata(path).map_err(io)?.len())

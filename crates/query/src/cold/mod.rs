@@ -38,6 +38,17 @@ pub const CRASH_POINTS: [&str; 3] = [
     "flush-committed",
 ];
 
+/// The steps of a compaction's hand-over at which a crash test can stop the process, as
+/// [`CRASH_POINTS`] for a flush.
+pub const COMPACTION_CRASH_POINTS: [&str; 3] = [
+    // The new segment is written and synced under its temporary name.
+    "compaction-segment-written",
+    // The new segment has its final name; the manifest still lists the old ones.
+    "compaction-segment-renamed",
+    // The manifest lists the new segment only; the old files are still there.
+    "compaction-committed",
+];
+
 /// Aborts the process, as a crash would, when `CALAMUS_CRASH_AT` names `step` (crash tests
 /// only: without the `crash-points` feature this does nothing).
 pub(crate) fn crash_point(step: &str) {
