@@ -12,8 +12,8 @@
 //! copied; the domain scans bounded ranges of the hot store (one partition, one table).
 //!
 //! The same lock keeps the [`ScanCache`] exact: `scan_visit` looks up and fills copies of
-//! the ranges it reads while holding it shared, and a write drops the copies whose range
-//! holds a key it changed while still holding it exclusively.
+//! the ranges it reads while holding it shared, and a write brings up to date (or drops)
+//! the copies whose range holds a key it changed while still holding it exclusively.
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -45,7 +45,7 @@ pub struct SledEngine {
 }
 
 /// Pending changes of one tree: the final value of every key a batch touches (`None`: removed).
-type TreeChanges = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+type TreeChanges = crate::scan_cache::Changes;
 
 /// How long opening waits for the store's lock, held by an instance being dropped.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
@@ -182,10 +182,14 @@ impl KvEngine for SledEngine {
                 }
                 Ok(())
             });
-            // Whether or not it committed (a failed commit may have applied part of the
-            // batch in memory), no copy of a range it touched is kept.
+            // Copies of the ranges it touched follow a committed batch, or are dropped (a
+            // failed commit may have applied any part of the batch in memory).
             for (name, changes) in names.iter().zip(&changes) {
-                self.scan_cache.forget_changed(name, changes);
+                if result.is_ok() {
+                    self.scan_cache.apply_committed(name, changes);
+                } else {
+                    self.scan_cache.forget_changed(name, changes);
+                }
             }
             result.map_err(|e| match e {
                 TransactionError::Abort(()) => DomainError::Storage("sled: a write batch was aborted".to_owned()),

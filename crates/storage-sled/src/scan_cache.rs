@@ -9,9 +9,11 @@
 //! unchanged chunk is served from its copy.
 //!
 //! An entry always equals what sled would return for it: the engine looks entries up and
-//! fills them only while it holds its lock shared, and a write drops every entry whose
-//! range holds a key it changed before the engine releases the lock it holds exclusively
-//! (see [`crate::engine`]). A keyspace that is dropped loses all its entries.
+//! fills them only while it holds its lock shared, and a write brings up to date or drops
+//! every entry whose answer it may change before the engine releases the lock it holds
+//! exclusively (see [`crate::engine`]). Keys put past the end of a copy are appended to it
+//! (rows appended to a partition); any other change drops it. A keyspace that is dropped
+//! loses all its entries.
 //!
 //! The cache is bounded: by bytes (least recently used entries go first), by the size of one
 //! entry (a fraction of the budget, so one long scan cannot empty it), and by the entries of
@@ -83,8 +85,50 @@ impl ScanKey {
     }
 }
 
+/// The final value of each key a write changed, in key order (`None`: removed).
+pub(crate) type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Appends to `entry`, the copy of the answer to `request`, the pairs `changed` puts past
+/// its last pair in scan order; gives the bytes it grew by. `None` when the change is not
+/// of that kind (a key at or before the last pair, or more pairs than the limit allows),
+/// or the copy is in use.
+///
+/// The caller checked that `changed` meets the range the copy depends on. For a copy that
+/// reached its limit that range ends at its last pair, so one of the changes is not past
+/// it. A copy that did not reach its limit holds every key of its range, so a removal past
+/// its last pair removes nothing.
+fn extend_at_end(request: &ScanKey, entry: &mut Entry, changed: &Changes) -> Option<usize> {
+    let pairs = Arc::get_mut(&mut entry.pairs)?;
+    let in_range = changed.range::<[u8], _>((as_slice(&request.start), as_slice(&request.end)));
+    let in_scan_order: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = if request.reverse {
+        in_range.rev().collect()
+    } else {
+        in_range.collect()
+    };
+    let past_the_end = |key: &[u8]| match pairs.last_key() {
+        None => true,
+        Some(last) if request.reverse => key < last,
+        Some(last) => key > last,
+    };
+    if !in_scan_order.iter().all(|(key, _)| past_the_end(key)) {
+        return None;
+    }
+    let puts: Vec<(&Vec<u8>, &Vec<u8>)> = in_scan_order
+        .into_iter()
+        .filter_map(|(key, value)| value.as_ref().map(|value| (key, value)))
+        .collect();
+    if pairs.len() + puts.len() > request.limit {
+        return None;
+    }
+    let before = pairs.size();
+    for (key, value) in puts {
+        pairs.push(key, value);
+    }
+    Some(pairs.size() - before)
+}
+
 /// Whether `changed` (the sorted keys a write changed) holds a key of `range`.
-fn holds_a_key_of(changed: &BTreeMap<Vec<u8>, Option<Vec<u8>>>, range: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> bool {
+fn holds_a_key_of(changed: &Changes, range: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> bool {
     // A kept range is never empty (the engine checks before it scans, and a cut one still
     // holds its last key), so its bounds are in order, as `BTreeMap::range` requires.
     changed
@@ -188,6 +232,17 @@ impl Entries {
         }
     }
 
+    /// Drops least recently used entries until at most `bytes` are used.
+    fn evict_down_to(&mut self, bytes: usize) {
+        while self.used_bytes > bytes {
+            let Some((_, (owner, oldest))) = self.by_use.first_key_value() else {
+                break;
+            };
+            let (owner, oldest) = (owner.clone(), oldest.clone());
+            self.remove(&owner, &oldest);
+        }
+    }
+
     fn tick(&mut self) -> u64 {
         self.clock += 1;
         self.clock
@@ -268,13 +323,7 @@ impl ScanCache {
                 entries.remove(keyspace, &oldest);
             }
         }
-        while entries.used_bytes + size > self.budget {
-            let Some((_, (owner, oldest))) = entries.by_use.first_key_value() else {
-                break;
-            };
-            let (owner, oldest) = (owner.clone(), oldest.clone());
-            entries.remove(&owner, &oldest);
-        }
+        entries.evict_down_to(self.budget.saturating_sub(size));
         let used_at = entries.tick();
         entries.by_use.insert(used_at, (keyspace.to_owned(), key.clone()));
         entries.used_bytes += size;
@@ -289,8 +338,52 @@ impl ScanCache {
         );
     }
 
-    /// Drops the entries of `keyspace` whose range holds one of the `changed` keys.
-    pub(crate) fn forget_changed(&self, keyspace: &str, changed: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
+    /// Brings the entries of `keyspace` up to date with a committed write of `changed` (the
+    /// final value of each key it touched, `None` for a removal). A copy whose answer only
+    /// grows at its end (keys put past its last pair in scan order, within its limit) takes
+    /// them: rows appended to a partition leave its copies usable. Every other copy the
+    /// write may change is dropped.
+    pub(crate) fn apply_committed(&self, keyspace: &str, changed: &Changes) {
+        if changed.is_empty() || !self.is_enabled() {
+            return;
+        }
+        let mut guard = self.entries.lock();
+        let entries = &mut *guard;
+        let Some(kept) = entries.by_keyspace.get_mut(keyspace) else {
+            return;
+        };
+        let mut stale = Vec::new();
+        let mut grown = 0;
+        for (key, entry) in kept.iter_mut() {
+            if !holds_a_key_of(changed, &entry.depends_on) {
+                continue;
+            }
+            match extend_at_end(key, entry, changed) {
+                Some(added) if entry.size + added <= self.budget / MAX_ENTRY_SHARE => {
+                    entry.size += added;
+                    grown += added;
+                    // It may have reached its limit.
+                    entry.depends_on = key.depends_on(&entry.pairs);
+                }
+                // Outgrown: dropped with its new size.
+                Some(added) => {
+                    entry.size += added;
+                    grown += added;
+                    stale.push(key.clone());
+                }
+                None => stale.push(key.clone()),
+            }
+        }
+        entries.used_bytes += grown;
+        for key in stale {
+            entries.remove(keyspace, &key);
+        }
+        entries.evict_down_to(self.budget);
+    }
+
+    /// Drops the entries of `keyspace` whose range holds one of the `changed` keys (for a
+    /// write that failed, and may have applied any part of itself).
+    pub(crate) fn forget_changed(&self, keyspace: &str, changed: &Changes) {
         if changed.is_empty() || !self.is_enabled() {
             return;
         }
@@ -361,8 +454,18 @@ mod tests {
         ScanKey::new(&KeyRange::prefix(prefix.as_bytes()), false, 1024)
     }
 
-    fn changed(keys: &[&str]) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+    fn changed(keys: &[&str]) -> Changes {
         keys.iter().map(|key| (key.as_bytes().to_vec(), None)).collect()
+    }
+
+    fn put(keys: &[&str]) -> Changes {
+        keys.iter()
+            .map(|key| (key.as_bytes().to_vec(), Some(format!("value of {key}").into_bytes())))
+            .collect()
+    }
+
+    fn keys_of(pairs: &ScannedPairs) -> Vec<String> {
+        collected(pairs).into_iter().map(|(key, _)| key).collect()
     }
 
     #[test]
@@ -427,6 +530,50 @@ mod tests {
         assert_eq!(pairs(&["a", "bcd"]).last_key(), Some(b"bcd".as_slice()));
         assert_eq!(pairs(&["a"]).last_key(), Some(b"a".as_slice()));
         assert_eq!(pairs(&[]).last_key(), None);
+    }
+
+    #[test]
+    fn keys_put_past_the_end_of_a_copy_are_appended_to_it() {
+        let cache = ScanCache::new(1 << 20);
+        let range = KeyRange::prefix(b"p/");
+        let forward = ScanKey::new(&range, false, 4);
+        let backward = ScanKey::new(&range, true, 4);
+        let empty = ScanKey::new(&KeyRange::prefix(b"q/"), false, 4);
+        cache.insert("t", forward.clone(), pairs(&["p/3", "p/5"]));
+        cache.insert("t", backward.clone(), pairs(&["p/5", "p/3"]));
+        cache.insert("t", empty.clone(), pairs(&[]));
+        // Past the end of the forward copy; inside the backward one, which goes.
+        cache.apply_committed("t", &put(&["p/6", "p/7"]));
+        assert_eq!(
+            keys_of(&cache.get("t", &forward).expect("kept")),
+            ["p/3", "p/5", "p/6", "p/7"]
+        );
+        assert!(cache.get("t", &backward).is_none());
+        // A removal past the end of a complete copy removes nothing from it.
+        cache.apply_committed("t", &changed(&["p/9"]));
+        assert!(cache.get("t", &forward).is_some());
+        // The copy is at its limit now: a key past the end does not change the answer, one
+        // inside it drops the copy.
+        cache.apply_committed("t", &put(&["p/8"]));
+        assert_eq!(keys_of(&cache.get("t", &forward).expect("kept")).len(), 4);
+        cache.apply_committed("t", &put(&["p/4"]));
+        assert!(cache.get("t", &forward).is_none());
+        // Backwards, keys below the last pair are appended; an empty copy takes any key.
+        cache.insert("t", backward.clone(), pairs(&["p/5", "p/3"]));
+        cache.apply_committed("t", &put(&["p/1", "p/2", "q/1"]));
+        assert_eq!(
+            keys_of(&cache.get("t", &backward).expect("kept")),
+            ["p/5", "p/3", "p/2", "p/1"]
+        );
+        assert_eq!(keys_of(&cache.get("t", &empty).expect("kept")), ["q/1"]);
+        // More keys than the limit allows: the copy goes.
+        cache.apply_committed("t", &put(&["q/2", "q/3", "q/4", "q/5"]));
+        assert!(cache.get("t", &empty).is_none());
+        // The bytes used follow the copies' growth.
+        let usage = cache.usage();
+        assert_eq!(usage.entries, 1);
+        let backward_size = cache.entries.lock().by_keyspace["t"][&backward].size;
+        assert_eq!(usage.bytes, backward_size);
     }
 
     #[test]

@@ -44,6 +44,8 @@ fn ranges() -> Vec<KeyRange> {
         range(bound(Included(b"a/5")), bound(Excluded(b"b/3"))),
         range(bound(Excluded(b"b/0")), bound(Included(b"c/9"))),
         range(bound(Unbounded), bound(Excluded(b"b/"))),
+        // The last four keys at most: answers short of their limit, that writes extend.
+        range(bound(Included(b"c/8")), bound(Unbounded)),
     ]
 }
 
@@ -99,14 +101,18 @@ pub fn repeated_scans_follow_every_write(open: Opener) {
                 model.retain(|key, _| key < &start || key >= &end);
             }
             5 => {
-                // One batch over both keyspaces: a put in the other one, a put here.
+                // One batch over both keyspaces: a put in the other one, one to three here
+                // (several keys at once past the end of a scan, beyond its limit too).
                 let (key, value) = (key(&mut walk), format!("w{step}").into_bytes());
                 let mut batch = WriteBatch::new();
                 batch.put("u", key.clone(), value.clone());
-                batch.put("t", key.clone(), value.clone());
-                store.write(batch);
                 other.insert(key.clone(), value.clone());
-                model.insert(key, value);
+                for _ in 0..=walk.below(3) {
+                    let key = self::key(&mut walk);
+                    batch.put("t", key.clone(), value.clone());
+                    model.insert(key, value.clone());
+                }
+                store.write(batch);
             }
             6 if step % 50 == 0 => {
                 store.kv.drop_keyspace("t").expect("drop keyspace");
