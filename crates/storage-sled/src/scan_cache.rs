@@ -11,9 +11,9 @@
 //! An entry always equals what sled would return for it: the engine looks entries up and
 //! fills them only while it holds its lock shared, and a write brings up to date or drops
 //! every entry whose answer it may change before the engine releases the lock it holds
-//! exclusively (see [`crate::engine`]). Keys put past the end of a copy are appended to it
-//! (rows appended to a partition); any other change drops it. A keyspace that is dropped
-//! loses all its entries.
+//! exclusively (see [`crate::engine`]): a write merges its changes into the copies (rows
+//! appended, updated or removed), and drops a copy only where the merge cannot be exact or
+//! would cost too much. A keyspace that is dropped loses all its entries.
 //!
 //! The cache is bounded: by bytes (least recently used entries go first), by the size of one
 //! entry (a fraction of the budget, so one long scan cannot empty it), and by the entries of
@@ -30,6 +30,10 @@ use parking_lot::Mutex;
 
 /// The largest share of the budget one entry may take.
 const MAX_ENTRY_SHARE: usize = 4;
+
+/// The most bytes of copies one write rewrites to bring them up to date; the others it
+/// changes are dropped.
+const MAX_REWRITE_PER_WRITE: usize = 4 * 1024 * 1024;
 
 /// The most entries one keyspace keeps; beyond it, its least recently used one goes.
 const MAX_ENTRIES_PER_KEYSPACE: usize = 64;
@@ -88,43 +92,47 @@ impl ScanKey {
 /// The final value of each key a write changed, in key order (`None`: removed).
 pub(crate) type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
-/// Appends to `entry`, the copy of the answer to `request`, the pairs `changed` puts past
-/// its last pair in scan order; gives the bytes it grew by. `None` when the change is not
-/// of that kind (a key at or before the last pair, or more pairs than the limit allows),
-/// or the copy is in use.
+/// The answer to `request` once `changed` is applied, from `pairs`, its answer before:
+/// the two merged in scan order, removed keys taken out, and cut at the limit. `None` when
+/// that is not the exact answer: a key of a copy that reached its limit was removed (the
+/// answer would need the next stored key, which the copy does not hold).
 ///
-/// The caller checked that `changed` meets the range the copy depends on. For a copy that
-/// reached its limit that range ends at its last pair, so one of the changes is not past
-/// it. A copy that did not reach its limit holds every key of its range, so a removal past
-/// its last pair removes nothing.
-fn extend_at_end(request: &ScanKey, entry: &mut Entry, changed: &Changes) -> Option<usize> {
-    let pairs = Arc::get_mut(&mut entry.pairs)?;
+/// A copy that did not reach its limit holds every key of its range, so a removal of a key
+/// it does not hold removes nothing; in one that reached it, such a key is past its last
+/// pair, or was not stored, and changes nothing either.
+fn with_changes(request: &ScanKey, pairs: &ScannedPairs, changed: &Changes) -> Option<ScannedPairs> {
+    let complete = pairs.len() < request.limit;
     let in_range = changed.range::<[u8], _>((as_slice(&request.start), as_slice(&request.end)));
-    let in_scan_order: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = if request.reverse {
+    let changes: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = if request.reverse {
         in_range.rev().collect()
     } else {
         in_range.collect()
     };
-    let past_the_end = |key: &[u8]| match pairs.last_key() {
-        None => true,
-        Some(last) if request.reverse => key < last,
-        Some(last) => key > last,
-    };
-    if !in_scan_order.iter().all(|(key, _)| past_the_end(key)) {
-        return None;
+    // Whether `a` comes before `b` in the scan's order.
+    let before = |a: &[u8], b: &[u8]| if request.reverse { a > b } else { a < b };
+    let mut merged = ScannedPairs::default();
+    merged.bytes.reserve(pairs.bytes.len());
+    merged.ends.reserve(pairs.len() + changes.len());
+    let mut old = pairs.iter().peekable();
+    for (key, value) in changes {
+        while let Some(&(old_key, old_value)) = old.peek()
+            && before(old_key, key)
+        {
+            merged.push(old_key, old_value);
+            old.next();
+        }
+        let held = old.next_if(|&(old_key, _)| old_key == key.as_slice()).is_some();
+        match value {
+            Some(value) => merged.push(key, value),
+            None if held && !complete => return None,
+            None => {}
+        }
     }
-    let puts: Vec<(&Vec<u8>, &Vec<u8>)> = in_scan_order
-        .into_iter()
-        .filter_map(|(key, value)| value.as_ref().map(|value| (key, value)))
-        .collect();
-    if pairs.len() + puts.len() > request.limit {
-        return None;
+    for (old_key, old_value) in old {
+        merged.push(old_key, old_value);
     }
-    let before = pairs.size();
-    for (key, value) in puts {
-        pairs.push(key, value);
-    }
-    Some(pairs.size() - before)
+    merged.truncate(request.limit);
+    Some(merged)
 }
 
 /// Whether `changed` (the sorted keys a write changed) holds a key of `range`.
@@ -179,15 +187,30 @@ impl ScannedPairs {
         self.bytes.capacity() + self.ends.capacity() * std::mem::size_of::<(usize, usize)>()
     }
 
+    /// The pairs, in order.
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|&(_, value_end)| value_end));
+        starts
+            .zip(&self.ends)
+            .map(|(start, &(key_end, value_end))| (&self.bytes[start..key_end], &self.bytes[key_end..value_end]))
+    }
+
+    /// Keeps the first `count` pairs.
+    fn truncate(&mut self, count: usize) {
+        if count < self.ends.len() {
+            self.bytes
+                .truncate(count.checked_sub(1).map_or(0, |last| self.ends[last].1));
+            self.ends.truncate(count);
+        }
+    }
+
     /// Calls `visit` with each pair in order until it returns `false`; returns how many
     /// pairs it was called with (as [`calamus_domain::KvEngine::scan_visit`] does).
     pub(crate) fn visit(&self, visit: &mut dyn PairVisitor) -> DomainResult<usize> {
-        let mut start = 0;
-        for (visited, &(key_end, value_end)) in self.ends.iter().enumerate() {
-            if !visit.visit(&self.bytes[start..key_end], &self.bytes[key_end..value_end])? {
+        for (visited, (key, value)) in self.iter().enumerate() {
+            if !visit.visit(key, value)? {
                 return Ok(visited + 1);
             }
-            start = value_end;
         }
         Ok(self.ends.len())
     }
@@ -339,46 +362,52 @@ impl ScanCache {
     }
 
     /// Brings the entries of `keyspace` up to date with a committed write of `changed` (the
-    /// final value of each key it touched, `None` for a removal). A copy whose answer only
-    /// grows at its end (keys put past its last pair in scan order, within its limit) takes
-    /// them: rows appended to a partition leave its copies usable. Every other copy the
-    /// write may change is dropped.
+    /// final value of each key it touched, `None` for a removal): each copy the write may
+    /// change is rewritten with the changes merged in ([`with_changes`]), or dropped where
+    /// that cannot be done exactly, or where it would copy more than
+    /// [`MAX_REWRITE_PER_WRITE`] bytes for this write.
     pub(crate) fn apply_committed(&self, keyspace: &str, changed: &Changes) {
         if changed.is_empty() || !self.is_enabled() {
             return;
         }
         let mut guard = self.entries.lock();
-        let entries = &mut *guard;
-        let Some(kept) = entries.by_keyspace.get_mut(keyspace) else {
+        let Entries {
+            by_keyspace,
+            used_bytes,
+            ..
+        } = &mut *guard;
+        let Some(kept) = by_keyspace.get_mut(keyspace) else {
             return;
         };
         let mut stale = Vec::new();
-        let mut grown = 0;
-        for (key, entry) in kept.iter_mut() {
+        let mut rewrite_allowance = MAX_REWRITE_PER_WRITE;
+        for (request, entry) in kept.iter_mut() {
             if !holds_a_key_of(changed, &entry.depends_on) {
                 continue;
             }
-            match extend_at_end(key, entry, changed) {
-                Some(added) if entry.size + added <= self.budget / MAX_ENTRY_SHARE => {
-                    entry.size += added;
-                    grown += added;
-                    // It may have reached its limit.
-                    entry.depends_on = key.depends_on(&entry.pairs);
+            let old_bytes = entry.pairs.size();
+            let merged = (old_bytes <= rewrite_allowance)
+                .then(|| with_changes(request, &entry.pairs, changed))
+                .flatten();
+            match merged {
+                Some(mut pairs) => {
+                    rewrite_allowance -= old_bytes;
+                    pairs.shrink();
+                    *used_bytes = *used_bytes - old_bytes + pairs.size();
+                    entry.size = entry.size - old_bytes + pairs.size();
+                    entry.depends_on = request.depends_on(&pairs);
+                    entry.pairs = Arc::new(pairs);
+                    if !self.could_keep(entry.size) {
+                        stale.push(request.clone());
+                    }
                 }
-                // Outgrown: dropped with its new size.
-                Some(added) => {
-                    entry.size += added;
-                    grown += added;
-                    stale.push(key.clone());
-                }
-                None => stale.push(key.clone()),
+                None => stale.push(request.clone()),
             }
         }
-        entries.used_bytes += grown;
-        for key in stale {
-            entries.remove(keyspace, &key);
+        for request in stale {
+            guard.remove(keyspace, &request);
         }
-        entries.evict_down_to(self.budget);
+        guard.evict_down_to(self.budget);
     }
 
     /// Drops the entries of `keyspace` whose range holds one of the `changed` keys (for a
@@ -533,47 +562,80 @@ mod tests {
     }
 
     #[test]
-    fn keys_put_past_the_end_of_a_copy_are_appended_to_it() {
+    fn writes_are_merged_into_the_copies_they_change() {
         let cache = ScanCache::new(1 << 20);
         let range = KeyRange::prefix(b"p/");
         let forward = ScanKey::new(&range, false, 4);
         let backward = ScanKey::new(&range, true, 4);
-        let empty = ScanKey::new(&KeyRange::prefix(b"q/"), false, 4);
+        let empty = ScanKey::new(&KeyRange::prefix(b"q/"), false, 2);
         cache.insert("t", forward.clone(), pairs(&["p/3", "p/5"]));
         cache.insert("t", backward.clone(), pairs(&["p/5", "p/3"]));
         cache.insert("t", empty.clone(), pairs(&[]));
-        // Past the end of the forward copy; inside the backward one, which goes.
-        cache.apply_committed("t", &put(&["p/6", "p/7"]));
+        let keys = |request: &ScanKey| cache.get("t", request).map(|copy| keys_of(&copy));
+        // Puts before, between, past and over the copy's pairs, in both directions.
+        cache.apply_committed("t", &put(&["p/1", "p/4", "p/5", "p/9", "q/1"]));
         assert_eq!(
-            keys_of(&cache.get("t", &forward).expect("kept")),
-            ["p/3", "p/5", "p/6", "p/7"]
+            keys(&forward).expect("kept"),
+            ["p/1", "p/3", "p/4", "p/5"],
+            "cut at the limit"
         );
-        assert!(cache.get("t", &backward).is_none());
-        // A removal past the end of a complete copy removes nothing from it.
-        cache.apply_committed("t", &changed(&["p/9"]));
-        assert!(cache.get("t", &forward).is_some());
-        // The copy is at its limit now: a key past the end does not change the answer, one
-        // inside it drops the copy.
-        cache.apply_committed("t", &put(&["p/8"]));
-        assert_eq!(keys_of(&cache.get("t", &forward).expect("kept")).len(), 4);
-        cache.apply_committed("t", &put(&["p/4"]));
-        assert!(cache.get("t", &forward).is_none());
-        // Backwards, keys below the last pair are appended; an empty copy takes any key.
-        cache.insert("t", backward.clone(), pairs(&["p/5", "p/3"]));
-        cache.apply_committed("t", &put(&["p/1", "p/2", "q/1"]));
-        assert_eq!(
-            keys_of(&cache.get("t", &backward).expect("kept")),
-            ["p/5", "p/3", "p/2", "p/1"]
-        );
-        assert_eq!(keys_of(&cache.get("t", &empty).expect("kept")), ["q/1"]);
-        // More keys than the limit allows: the copy goes.
-        cache.apply_committed("t", &put(&["q/2", "q/3", "q/4", "q/5"]));
-        assert!(cache.get("t", &empty).is_none());
-        // The bytes used follow the copies' growth.
+        assert_eq!(keys(&backward).expect("kept"), ["p/9", "p/5", "p/4", "p/3"]);
+        assert_eq!(keys(&empty).expect("kept"), ["q/1"]);
+        let value_of = |request: &ScanKey, key: &str| {
+            collected(&cache.get("t", request).expect("kept"))
+                .into_iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v)
+        };
+        let mut update = Changes::new();
+        update.insert(b"p/4".to_vec(), Some(b"new".to_vec()));
+        cache.apply_committed("t", &update);
+        assert_eq!(value_of(&forward, "p/4").as_deref(), Some("new"));
+        assert_eq!(value_of(&backward, "p/4").as_deref(), Some("new"));
+        // Both reached their limit: a key past their last pair changes nothing, one
+        // before it pushes the last pair out.
+        cache.apply_committed("t", &put(&["p/6", "p/2"]));
+        assert_eq!(keys(&forward).expect("kept"), ["p/1", "p/2", "p/3", "p/4"]);
+        assert_eq!(keys(&backward).expect("kept"), ["p/9", "p/6", "p/5", "p/4"]);
+        // A removal of a key a full copy holds would need the next stored key: it goes.
+        // A removal of a key it does not hold changes nothing.
+        cache.apply_committed("t", &changed(&["p/3", "p/7"]));
+        assert!(keys(&forward).is_none());
+        assert_eq!(keys(&backward).expect("kept"), ["p/9", "p/6", "p/5", "p/4"]);
+        // A copy short of its limit holds every key of its range: a removal takes one out,
+        // more puts than the limit allows are cut.
+        cache.apply_committed("t", &changed(&["q/1"]));
+        assert_eq!(keys(&empty).expect("kept"), Vec::<String>::new());
+        cache.apply_committed("t", &put(&["q/3", "q/2", "q/4"]));
+        assert_eq!(keys(&empty).expect("kept"), ["q/2", "q/3"]);
+        // The bytes used follow the copies' sizes.
         let usage = cache.usage();
-        assert_eq!(usage.entries, 1);
-        let backward_size = cache.entries.lock().by_keyspace["t"][&backward].size;
-        assert_eq!(usage.bytes, backward_size);
+        assert_eq!(usage.entries, 2);
+        let sizes: usize = cache.entries.lock().by_keyspace["t"]
+            .values()
+            .map(|entry| entry.size)
+            .sum();
+        assert_eq!(usage.bytes, sizes);
+    }
+
+    #[test]
+    fn a_write_rewrites_a_bounded_amount_of_copies() {
+        let cache = ScanCache::new(1 << 30);
+        let big: Vec<String> = (0..40_000).map(|i| format!("p/{i:06}")).collect();
+        let big: Vec<&str> = big.iter().map(String::as_str).collect();
+        let requests: Vec<ScanKey> = (0..4)
+            .map(|i| ScanKey::new(&KeyRange::prefix(b"p/"), false, usize::MAX - i))
+            .collect();
+        for request in &requests {
+            cache.insert("t", request.clone(), pairs(&big));
+        }
+        assert!(cache.entries.lock().by_keyspace["t"][&requests[0]].pairs.size() > MAX_REWRITE_PER_WRITE / 4);
+        cache.apply_committed("t", &put(&["p/1"]));
+        let kept = requests
+            .iter()
+            .filter(|request| cache.get("t", request).is_some())
+            .count();
+        assert!((1..4).contains(&kept), "{kept} of 4 copies rewritten");
     }
 
     #[test]
