@@ -66,16 +66,8 @@ pub fn load_rows(db: &Database, table: &TableDefinition, rows: impl IntoIterator
 }
 
 /// The median time of `n` runs of `run`.
-pub fn median_time(n: usize, mut run: impl FnMut()) -> Duration {
-    let mut times: Vec<Duration> = (0..n)
-        .map(|_| {
-            let started = Instant::now();
-            run();
-            started.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[n / 2]
+pub fn median_time(n: usize, run: impl FnMut()) -> Duration {
+    median_time_after(n, |_| {}, run)
 }
 
 /// The median time of `n` runs of `run`, each after an untimed `prepare(i)` (`i` counts

@@ -243,6 +243,59 @@ fn crash_repeatedly(backend: &str) {
     eprintln!("crash test on {backend}: {iterations} kills survived; {acknowledged_total} row checks");
 }
 
+/// Each user's rows (id to `v`) in a hand-over crash test.
+type UserRows = BTreeMap<&'static str, BTreeMap<i64, i64>>;
+
+/// Checks that each user reads exactly its expected rows, and counts as many (a row in both
+/// tiers, or in two segments, would count twice).
+fn check_rows(expected: &UserRows, port: u16, context: &str) {
+    for (user, model) in expected {
+        assert_eq!(&rows_of(port, user), model, "{context}: {user}'s rows");
+        let counted = sql(&agent(), port, &basic(user, "pw"), "SELECT count(*) FROM app.ledger").unwrap();
+        assert_eq!(
+            counted["results"][0]["rows"],
+            json!([[model.len().to_string()]]),
+            "{context}: no row doubled"
+        );
+    }
+}
+
+/// The status of every job of `job_type`.
+fn job_statuses(port: u16, job_type: &str) -> Value {
+    let query = format!("SELECT status FROM system.jobs WHERE job_type = '{job_type}'");
+    sql(&agent(), port, &basic("root", ""), &query).unwrap()["results"][0]["rows"].clone()
+}
+
+/// How both hand-over crash tests end: keys stay unique across the tiers (a flushed key is
+/// refused, a deleted one is free), and every row is there after one more restart.
+fn keys_stay_unique_then_restart(
+    backend: &str,
+    data_dir: &std::path::Path,
+    restarted: Server,
+    mut expected: UserRows,
+    context: &str,
+) {
+    let agent = agent();
+    let duplicate = sql(
+        &agent,
+        restarted.port,
+        &basic("w0", "pw"),
+        "INSERT INTO app.ledger VALUES (1, 0, 'again')",
+    );
+    assert!(matches!(duplicate, Err(Some(_))), "{context}: {duplicate:?}");
+    sql(
+        &agent,
+        restarted.port,
+        &basic("w0", "pw"),
+        "INSERT INTO app.ledger VALUES (3, 3, 'back')",
+    )
+    .expect("a deleted key is free");
+    drop(restarted);
+    let again = Server::start(backend, data_dir);
+    expected.get_mut("w0").unwrap().insert(3, 3);
+    check_rows(&expected, again.port, &format!("{context} after a second restart"));
+}
+
 /// Stops the server at `step` of a flush of two users' partitions, restarts it, and checks
 /// every user's rows and their count (a row in both tiers, or in two segments, would count
 /// twice), the job's record, a second flush and the primary-key checks.
@@ -256,7 +309,7 @@ fn crash_during_flush(backend: &str, step: &str) {
                  CREATE USER TABLE app.ledger (id BIGINT PRIMARY KEY, v BIGINT NOT NULL, note TEXT); \
                  CREATE USER w0 WITH PASSWORD 'pw' ROLE user; CREATE USER w1 WITH PASSWORD 'pw' ROLE user";
     sql(&agent, server.port, &root, setup).expect("set-up");
-    let mut expected: BTreeMap<&str, BTreeMap<i64, i64>> = BTreeMap::new();
+    let mut expected = UserRows::new();
     for (user, rows) in [("w0", 6), ("w1", 4)] {
         let values: Vec<String> = (1..=rows).map(|id| format!("({id}, {id}, 'n')")).collect();
         let auth = basic(user, "pw");
@@ -289,52 +342,28 @@ fn crash_during_flush(backend: &str, step: &str) {
     };
     assert_eq!(left, 1, "{backend} {step}: the crash leaves one file");
 
-    let check = |expected: &BTreeMap<&str, BTreeMap<i64, i64>>, port: u16, when: &str| {
-        for (user, model) in expected {
-            assert_eq!(&rows_of(port, user), model, "{backend} {step} {when}: {user}'s rows");
-            let counted = sql(&agent, port, &basic(user, "pw"), "SELECT count(*) FROM app.ledger").unwrap();
-            assert_eq!(
-                counted["results"][0]["rows"],
-                json!([[model.len().to_string()]]),
-                "{backend} {step} {when}: no row doubled"
-            );
-        }
-    };
     let restarted = Server::start(backend, &data_dir);
-    check(&expected, restarted.port, "after the restart");
+    check_rows(
+        &expected,
+        restarted.port,
+        &format!("{backend} {step} after the restart"),
+    );
     // The start removed the files of the flush cut short; a committed segment stays.
     assert_eq!(segment_files(".parquet.tmp"), 0, "{backend} {step}");
     let committed = usize::from(step == "flush-committed");
     assert_eq!(segment_files(".parquet"), committed, "{backend} {step}");
-    let job = sql(
-        &agent,
-        restarted.port,
-        &root,
-        "SELECT status FROM system.jobs WHERE job_type = 'flush'",
-    )
-    .unwrap();
-    assert_eq!(job["results"][0]["rows"], json!([["failed"]]), "{backend} {step}");
-    sql(&agent, restarted.port, &root, "FLUSH TABLE app.ledger").expect("the next flush");
-    check(&expected, restarted.port, "after the next flush");
-    // Keys stay unique across the tiers: a flushed key is refused, a deleted one is free.
-    let duplicate = sql(
-        &agent,
-        restarted.port,
-        &basic("w0", "pw"),
-        "INSERT INTO app.ledger VALUES (1, 0, 'again')",
+    assert_eq!(
+        job_statuses(restarted.port, "flush"),
+        json!([["failed"]]),
+        "{backend} {step}"
     );
-    assert!(matches!(duplicate, Err(Some(_))), "{backend} {step}: {duplicate:?}");
-    sql(
-        &agent,
+    sql(&agent, restarted.port, &root, "FLUSH TABLE app.ledger").expect("the next flush");
+    check_rows(
+        &expected,
         restarted.port,
-        &basic("w0", "pw"),
-        "INSERT INTO app.ledger VALUES (3, 3, 'back')",
-    )
-    .expect("a deleted key is free");
-    drop(restarted);
-    let again = Server::start(backend, &data_dir);
-    expected.get_mut("w0").unwrap().insert(3, 3);
-    check(&expected, again.port, "after a second restart");
+        &format!("{backend} {step} after the next flush"),
+    );
+    keys_stay_unique_then_restart(backend, &data_dir, restarted, expected, &format!("{backend} {step}"));
 }
 
 /// The `batch-<n>.parquet` files (`suffix` `.parquet`) or temporary ones (`.parquet.tmp`)
@@ -387,7 +416,7 @@ fn crash_during_compaction(backend: &str, step: &str) {
         run(user, "INSERT INTO app.ledger VALUES (7, 7, 'n'), (8, 8, 'n')");
     }
     sql(&agent, server.port, &root, "FLUSH TABLE app.ledger").expect("second flush");
-    let mut expected: BTreeMap<&str, BTreeMap<i64, i64>> = BTreeMap::new();
+    let mut expected = UserRows::new();
     for (user, rows) in users {
         // Hot rows over the segments: a new one, and a newer version of a flushed one.
         run(user, "INSERT INTO app.ledger VALUES (9, 9, 'hot')");
@@ -419,19 +448,12 @@ fn crash_during_compaction(backend: &str, step: &str) {
     assert_eq!(segment_files(&data_dir, ".parquet.tmp"), temporary, "{backend} {step}");
     assert_eq!(segment_files(&data_dir, ".parquet"), segments, "{backend} {step}");
 
-    let check = |expected: &BTreeMap<&str, BTreeMap<i64, i64>>, port: u16, when: &str| {
-        for (user, model) in expected {
-            assert_eq!(&rows_of(port, user), model, "{backend} {step} {when}: {user}'s rows");
-            let counted = sql(&agent, port, &basic(user, "pw"), "SELECT count(*) FROM app.ledger").unwrap();
-            assert_eq!(
-                counted["results"][0]["rows"],
-                json!([[model.len().to_string()]]),
-                "{backend} {step} {when}: no row doubled"
-            );
-        }
-    };
     let restarted = Server::start(backend, &data_dir);
-    check(&expected, restarted.port, "after the restart");
+    check_rows(
+        &expected,
+        restarted.port,
+        &format!("{backend} {step} after the restart"),
+    );
     // The start removed the files no manifest names: the cut-short segment, or the old
     // segments of a committed compaction.
     let committed = step == "compaction-committed";
@@ -441,40 +463,23 @@ fn crash_during_compaction(backend: &str, step: &str) {
         if committed { 3 } else { 4 },
         "{backend} {step}"
     );
-    let job = sql(
-        &agent,
-        restarted.port,
-        &root,
-        "SELECT status FROM system.jobs WHERE job_type = 'compact'",
-    )
-    .unwrap();
-    assert_eq!(job["results"][0]["rows"], json!([["failed"]]), "{backend} {step}");
+    assert_eq!(
+        job_statuses(restarted.port, "compact"),
+        json!([["failed"]]),
+        "{backend} {step}"
+    );
     sql(&agent, restarted.port, &root, "STORAGE COMPACT TABLE app.ledger").expect("the next compaction");
     assert_eq!(
         segment_files(&data_dir, ".parquet"),
         2,
         "{backend} {step}: one segment per user"
     );
-    check(&expected, restarted.port, "after the next compaction");
-    // Keys stay unique across the tiers: a flushed key is refused, a deleted one is free.
-    let duplicate = sql(
-        &agent,
+    check_rows(
+        &expected,
         restarted.port,
-        &basic("w0", "pw"),
-        "INSERT INTO app.ledger VALUES (1, 0, 'again')",
+        &format!("{backend} {step} after the next compaction"),
     );
-    assert!(matches!(duplicate, Err(Some(_))), "{backend} {step}: {duplicate:?}");
-    sql(
-        &agent,
-        restarted.port,
-        &basic("w0", "pw"),
-        "INSERT INTO app.ledger VALUES (3, 3, 'back')",
-    )
-    .expect("a deleted key is free");
-    drop(restarted);
-    let again = Server::start(backend, &data_dir);
-    expected.get_mut("w0").unwrap().insert(3, 3);
-    check(&expected, again.port, "after a second restart");
+    keys_stay_unique_then_restart(backend, &data_dir, restarted, expected, &format!("{backend} {step}"));
 }
 
 #[test]
