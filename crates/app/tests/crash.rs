@@ -243,6 +243,11 @@ fn crash_repeatedly(backend: &str) {
     eprintln!("crash test on {backend}: {iterations} kills survived; {acknowledged_total} row checks");
 }
 
+/// The table and the two users of the hand-over crash tests.
+const LEDGER_SETUP: &str = "CREATE NAMESPACE app; \
+    CREATE USER TABLE app.ledger (id BIGINT PRIMARY KEY, v BIGINT NOT NULL, note TEXT); \
+    CREATE USER w0 WITH PASSWORD 'pw' ROLE user; CREATE USER w1 WITH PASSWORD 'pw' ROLE user";
+
 /// Each user's rows (id to `v`) in a hand-over crash test.
 type UserRows = BTreeMap<&'static str, BTreeMap<i64, i64>>;
 
@@ -305,10 +310,7 @@ fn crash_during_flush(backend: &str, step: &str) {
     let server = Server::start_crashing_at(backend, &data_dir, Some(step));
     let root = basic("root", "");
     let agent = agent();
-    let setup = "CREATE NAMESPACE app; \
-                 CREATE USER TABLE app.ledger (id BIGINT PRIMARY KEY, v BIGINT NOT NULL, note TEXT); \
-                 CREATE USER w0 WITH PASSWORD 'pw' ROLE user; CREATE USER w1 WITH PASSWORD 'pw' ROLE user";
-    sql(&agent, server.port, &root, setup).expect("set-up");
+    sql(&agent, server.port, &root, LEDGER_SETUP).expect("set-up");
     let mut expected = UserRows::new();
     for (user, rows) in [("w0", 6), ("w1", 4)] {
         let values: Vec<String> = (1..=rows).map(|id| format!("({id}, {id}, 'n')")).collect();
@@ -397,10 +399,7 @@ fn crash_during_compaction(backend: &str, step: &str) {
     let server = Server::start_crashing_at(backend, &data_dir, Some(step));
     let root = basic("root", "");
     let agent = agent();
-    let setup = "CREATE NAMESPACE app; \
-                 CREATE USER TABLE app.ledger (id BIGINT PRIMARY KEY, v BIGINT NOT NULL, note TEXT); \
-                 CREATE USER w0 WITH PASSWORD 'pw' ROLE user; CREATE USER w1 WITH PASSWORD 'pw' ROLE user";
-    sql(&agent, server.port, &root, setup).expect("set-up");
+    sql(&agent, server.port, &root, LEDGER_SETUP).expect("set-up");
     let users = [("w0", 6), ("w1", 4)];
     let run = |user: &str, statement: &str| {
         sql(&agent, server.port, &basic(user, "pw"), statement).unwrap_or_else(|e| panic!("{statement}: {e:?}"));
