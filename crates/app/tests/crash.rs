@@ -248,6 +248,15 @@ const LEDGER_SETUP: &str = "CREATE NAMESPACE app; \
     CREATE USER TABLE app.ledger (id BIGINT PRIMARY KEY, v BIGINT NOT NULL, note TEXT); \
     CREATE USER w0 WITH PASSWORD 'pw' ROLE user; CREATE USER w1 WITH PASSWORD 'pw' ROLE user";
 
+/// A server over a new data directory (`<dir>/data`) that aborts at `step`, with the
+/// ledger table and its two users.
+fn start_ledger_crashing_at(backend: &str, step: &str) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_crashing_at(backend, &dir.path().join("data"), Some(step));
+    sql(&agent(), server.port, &basic("root", ""), LEDGER_SETUP).expect("set-up");
+    (dir, server)
+}
+
 /// Each user's rows (id to `v`) in a hand-over crash test.
 type UserRows = BTreeMap<&'static str, BTreeMap<i64, i64>>;
 
@@ -305,12 +314,10 @@ fn keys_stay_unique_then_restart(
 /// every user's rows and their count (a row in both tiers, or in two segments, would count
 /// twice), the job's record, a second flush and the primary-key checks.
 fn crash_during_flush(backend: &str, step: &str) {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, server) = start_ledger_crashing_at(backend, step);
     let data_dir = dir.path().join("data");
-    let server = Server::start_crashing_at(backend, &data_dir, Some(step));
     let root = basic("root", "");
     let agent = agent();
-    sql(&agent, server.port, &root, LEDGER_SETUP).expect("set-up");
     let mut expected = UserRows::new();
     for (user, rows) in [("w0", 6), ("w1", 4)] {
         let values: Vec<String> = (1..=rows).map(|id| format!("({id}, {id}, 'n')")).collect();
@@ -394,12 +401,10 @@ fn segment_files(data_dir: &std::path::Path, suffix: &str) -> usize {
 /// job's record, a second compaction and the primary-key checks. (Every row has a single
 /// flushed version, so the clean-up job at start does not compact on its own.)
 fn crash_during_compaction(backend: &str, step: &str) {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, server) = start_ledger_crashing_at(backend, step);
     let data_dir = dir.path().join("data");
-    let server = Server::start_crashing_at(backend, &data_dir, Some(step));
     let root = basic("root", "");
     let agent = agent();
-    sql(&agent, server.port, &root, LEDGER_SETUP).expect("set-up");
     let users = [("w0", 6), ("w1", 4)];
     let run = |user: &str, statement: &str| {
         sql(&agent, server.port, &basic(user, "pw"), statement).unwrap_or_else(|e| panic!("{statement}: {e:?}"));

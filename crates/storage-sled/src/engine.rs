@@ -460,6 +460,52 @@ impl SledEngine {
 mod tests {
     use super::*;
 
+    /// The keys `scan_visit` hands out for every key of keyspace `t`.
+    fn visited_keys(engine: &SledEngine) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        engine
+            .scan_visit("t", KeyRange::all(), false, usize::MAX, &mut |key: &[u8], _: &[u8]| {
+                keys.push(key.to_vec());
+                Ok(true)
+            })
+            .expect("visit");
+        keys
+    }
+
+    #[test]
+    fn a_repeated_scan_is_served_from_its_copy_and_follows_the_engines_writes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = open(dir.path(), &SledConfig::default()).expect("open");
+        engine.create_keyspace("t").expect("keyspace");
+        let mut batch = WriteBatch::new();
+        batch.put("t", b"a".to_vec(), b"1".to_vec());
+        engine.write(batch).expect("write");
+        assert_eq!(visited_keys(&engine), [b"a".to_vec()]);
+        assert_eq!(engine.scan_cache.usage().entries, 1, "the scan was copied");
+        // A key put in sled's tree behind the engine's back is not seen: the second scan
+        // is the copy's.
+        engine
+            .tree("t")
+            .expect("tree")
+            .insert(b"b", b"2".as_slice())
+            .expect("raw insert");
+        assert_eq!(visited_keys(&engine), [b"a".to_vec()]);
+        // A write through the engine is merged into the copy.
+        let mut batch = WriteBatch::new();
+        batch.put("t", b"c".to_vec(), b"3".to_vec());
+        engine.write(batch).expect("write");
+        assert_eq!(visited_keys(&engine), [b"a".to_vec(), b"c".to_vec()]);
+        // With no cache, every scan reads sled.
+        drop(engine);
+        let config = SledConfig {
+            scan_cache_bytes: 0,
+            ..SledConfig::default()
+        };
+        let engine = open(dir.path(), &config).expect("reopen");
+        assert_eq!(visited_keys(&engine), [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        assert_eq!(engine.scan_cache.usage().entries, 0);
+    }
+
     /// The lock of a store whose instance is still open, as sled reports it.
     fn lock_error(path: &Path) -> std::io::Error {
         match sled::Config::new().path(path).open() {

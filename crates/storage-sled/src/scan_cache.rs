@@ -1,19 +1,19 @@
 //! [`ScanCache`]: copies of the ranges recently scanned by [`KvEngine::scan_visit`], so a
-//! range read again before anything in it changes is not walked through sled's tree twice.
+//! range read again is not walked through sled's tree twice.
 //!
 //! sled 0.34's iterator does a lot for every pair: it pins an epoch, searches its node,
 //! rebuilds and copies the key, and clones the whole node when it moves on to the next. A
 //! 10,000-pair range costs about 0.5 µs a pair that way, where reading the same pairs from
 //! one buffer costs a few nanoseconds. Queries over hot rows repeat the same scans (the
-//! row store reads a partition in chunks of fixed sizes), so the second read of an
-//! unchanged chunk is served from its copy.
+//! row store reads a partition in chunks of fixed sizes), so the next read of a chunk is
+//! served from its copy.
 //!
 //! An entry always equals what sled would return for it: the engine looks entries up and
-//! fills them only while it holds its lock shared, and a write brings up to date or drops
-//! every entry whose answer it may change before the engine releases the lock it holds
-//! exclusively (see [`crate::engine`]): a write merges its changes into the copies (rows
-//! appended, updated or removed), and drops a copy only where the merge cannot be exact or
-//! would cost too much. A keyspace that is dropped loses all its entries.
+//! fills them only while it holds its lock shared, and a write merges its changes (rows
+//! appended, updated or removed) into every entry whose answer it may change before the
+//! engine releases the lock it holds exclusively (see [`crate::engine`]). An entry is
+//! dropped instead where the merge cannot be exact or would cost too much, and with its
+//! keyspace.
 //!
 //! The cache is bounded: by bytes (least recently used entries go first), by the size of one
 //! entry (a fraction of the budget, so one long scan cannot empty it), and by the entries of
